@@ -1,0 +1,417 @@
+"""``Recommender``: the facade users call. It wires the parts and owns no maths.
+
+It owns the id vocabularies, every user's history and seen items, and the lock that
+makes ``recommend`` safe while ``update`` runs. Scoring is the model's; parameter
+updates are the ``OnlineLearner``'s.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recloop.data.dataset import as_interactions
+from recloop.data.vocab import Vocab
+from recloop.errors import InvalidInputError, NotFittedError
+from recloop.events import DEFAULT_MAPPING, Event, FeedbackMapping, parse_event, parse_id, parse_value
+from recloop.models import FitOptions, RecModel, TrainData, create
+from recloop.online import OnlineConfig, OnlineLearner
+
+log = logging.getLogger(__name__)
+MAX_K = 1000
+FORMAT_VERSION = 1
+
+
+class Recommender:
+    """Fit, recommend, score and learn online with one registered model.
+
+    Parameters
+    ----------
+    model
+        A registered model name (``recloop.models.available()``).
+    seed
+        Seeds every random choice, so a fit reproduces.
+    threads
+        torch threads for fitting and scoring (default 1: on 2 busy cores one thread is
+        fastest, see MACHINE.md).
+    online
+        The online learning policy.
+    **hyperparameters
+        Passed to the model's constructor.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from recloop import Recommender
+    >>> df = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": ["a", "b", "a", "c", "b"],
+    ...                    "timestamp": [1, 2, 3, 4, 5]})
+    >>> rec = Recommender(model="popularity").fit(df)
+    >>> rec.recommend(3, k=2)
+    ['a', 'c']
+    """
+
+    def __init__(self, model: str = "sasrec", seed: int = 0, *, threads: int | None = 1,
+                 online: OnlineConfig | None = None, feedback: FeedbackMapping | None = None,
+                 **hyperparameters: Any) -> None:
+        self.model_name = model
+        self.seed = seed
+        self.threads = threads
+        self.hyperparameters = dict(hyperparameters)
+        self.online_config = online or OnlineConfig(seed=seed)
+        self.feedback = feedback or DEFAULT_MAPPING
+        self.model_: RecModel = create(model, seed=seed, **hyperparameters)  # validates the name early
+        self.users_ = Vocab()
+        self.items_ = Vocab()
+        self.sequences_: list[list[int]] = []   # per user: positive items in time order
+        self.seen_: list[set[int]] = []         # per user: every item interacted with
+        self.item_counts_ = np.zeros(0, np.float64)
+        self.items_meta_: pd.DataFrame | None = None
+        self.fit_report_: dict[str, Any] = {}
+        self.events_applied_ = 0
+        self.model_version_ = 0
+        self.fitted_ = False
+        self._lock = threading.RLock()
+        self._learner: OnlineLearner | None = None
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, df: pd.DataFrame, *, items: pd.DataFrame | None = None, epochs: int | None = None,
+            show_progress: bool = False, validation: bool = True) -> Recommender:
+        """Fit on a DataFrame with ``user_id``, ``item_id``, ``timestamp`` [, ``type``/``event``, ``value``].
+
+        Each user's last positive interaction is held out for early stopping when
+        ``validation`` (users with at least 3); every interaction is in the user's
+        history afterwards.
+        """
+        inter = as_interactions(df)
+        if len(inter) == 0:
+            raise InvalidInputError("df", "has no rows")
+        unknown = set(inter["type"].unique()) - set(self.feedback.types)
+        if unknown:
+            raise InvalidInputError("type", f"unknown event types {sorted(unknown)}; allowed: {', '.join(self.feedback.types)}")
+        with self._lock:
+            self.users_, self.items_ = Vocab(), Vocab()
+            u = self.users_.add_many(inter["user_id"].to_numpy())
+            i = self.items_.add_many(inter["item_id"].to_numpy())
+            types = inter["type"].to_numpy()
+            values = inter["value"].to_numpy(dtype=np.float64)
+            label = np.empty(len(inter), np.float32)
+            weight = np.empty(len(inter), np.float32)
+            for t in np.unique(types):
+                m = types == t
+                sig = [self.feedback.signal(Event("u", "i", str(t), float(v))) for v in values[m]] if t == "rating" else None
+                if sig is None:
+                    s = self.feedback.signal(Event("u", "i", str(t)))
+                    label[m], weight[m] = (1.0 if s.label > 0.5 else 0.0), s.weight
+                else:
+                    label[m] = 1.0  # every rating is an interaction; its value weighs it
+                    weight[m] = [x.weight for x in sig]
+            n_users, n_items = len(self.users_), len(self.items_)
+            pos = label > 0.5
+            seqs: list[list[int]] = [[] for _ in range(n_users)]
+            seen: list[set[int]] = [set() for _ in range(n_users)]
+            for uu, ii, p in zip(u.tolist(), i.tolist(), pos.tolist()):
+                seen[uu].add(ii)
+                if p:
+                    seqs[uu].append(ii)
+            # hold out each user's last positive for early stopping
+            keep = np.ones(len(inter), bool)
+            vu, vi = [], []
+            if validation:
+                last_row: dict[int, int] = {}
+                for r in np.flatnonzero(pos):
+                    last_row[int(u[r])] = int(r)
+                for uu, r in last_row.items():
+                    if len(seqs[uu]) >= 3:
+                        keep[r] = False
+                        vu.append(uu)
+                        vi.append(int(i[r]))
+            train_seqs = [np.asarray(s, np.int64) for s in seqs]
+            for uu in vu:
+                train_seqs[uu] = train_seqs[uu][:-1]
+            data = TrainData(
+                n_users=n_users, n_items=n_items, user_idx=u[keep], item_idx=i[keep],
+                timestamp=inter["timestamp"].to_numpy(np.int64)[keep], label=label[keep], weight=weight[keep],
+                value=values[keep].astype(np.float32), sequences=train_seqs,
+                valid_user_idx=np.asarray(vu, np.int64), valid_item_idx=np.asarray(vi, np.int64))
+            self.model_ = create(self.model_name, seed=self.seed, **self.hyperparameters)
+            torch_threads = torch.get_num_threads()
+            try:
+                self.fit_report_ = self.model_.fit(data, FitOptions(epochs=epochs, show_progress=show_progress, threads=self.threads))
+            finally:
+                if self.threads:
+                    torch.set_num_threads(torch_threads) if torch_threads != self.threads else None
+            self.model_.grow(n_users, n_items)
+            self.sequences_, self.seen_ = seqs, seen
+            self.item_counts_ = np.bincount(i[pos], minlength=n_items).astype(np.float64)
+            if items is not None:
+                self.items_meta_ = items
+            self.events_applied_ = 0
+            self.model_version_ += 1
+            self.fitted_ = True
+            self._learner = OnlineLearner(self.model_, self.online_config, self._lock)
+            ok = np.flatnonzero(pos)
+            seq_pos = np.zeros(len(inter), np.int64)
+            counter = np.zeros(n_users, np.int64)
+            for r in ok:
+                seq_pos[r] = counter[u[r]]
+                counter[u[r]] += 1
+            self._learner.seed_reservoir(u[ok], i[ok], lambda uu, j: np.asarray(seqs[uu][max(0, seq_pos[ok[j]] - 50):seq_pos[ok[j]]], np.int64))
+        return self
+
+    # ------------------------------------------------------------------ serving
+    def _check_fitted(self) -> None:
+        if not self.fitted_:
+            raise NotFittedError("the recommender is not fitted: call fit(df) or Recommender.load(path) first")
+
+    @staticmethod
+    def _check_k(k: object) -> int:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= MAX_K:
+            raise InvalidInputError("k", f"must be an integer in 1..{MAX_K}, got {k!r}")
+        return int(k)
+
+    def _history(self, uidx: int) -> np.ndarray:
+        return np.asarray(self.sequences_[uidx], np.int64) if uidx >= 0 else np.zeros(0, np.int64)
+
+    def _scores(self, uidxs: Sequence[int]) -> np.ndarray:
+        hist = [self._history(x) for x in uidxs]
+        arr = np.asarray(uidxs, np.int64)
+        out = np.empty((len(arr), len(self.items_)), np.float32)
+        warm = np.array([x >= 0 and (len(h) > 0 or not self.model_.uses_history) for x, h in zip(arr, hist)], bool)
+        if warm.any():
+            s = self.model_.score(arr[warm], [h for h, w in zip(hist, warm) if w])
+            out[warm, : s.shape[1]] = s
+            out[warm, s.shape[1]:] = -np.inf if s.shape[1] < out.shape[1] else 0
+        if (~warm).any():
+            out[~warm] = np.log1p(self.item_counts_).astype(np.float32)
+        return out
+
+    def _top(self, scores: np.ndarray, uidx: int, k: int, exclude_seen: bool) -> list[int]:
+        if exclude_seen and uidx >= 0 and self.seen_[uidx]:
+            scores[np.fromiter(self.seen_[uidx], np.int64, len(self.seen_[uidx]))] = -np.inf
+        n_ok = int(np.isfinite(scores).sum())
+        k = min(k, n_ok)
+        if k <= 0:
+            return []
+        part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        return part[np.argsort(-scores[part], kind="stable")].tolist()
+
+    def recommend(self, user_id: object, k: int = 10, exclude_seen: bool = True) -> list[str]:
+        """Top-``k`` item ids for ``user_id`` (already-seen items excluded by default).
+
+        An unknown user gets the most popular items.
+        """
+        return [i for i, _ in self.recommend_with_scores(user_id, k, exclude_seen)]
+
+    def recommend_with_scores(self, user_id: object, k: int = 10, exclude_seen: bool = True) -> list[tuple[str, float]]:
+        self._check_fitted()
+        k = self._check_k(k)
+        uid = parse_id(user_id, "user_id")
+        with self._lock:
+            uidx = self.users_.get(uid)
+            scores = self._scores([uidx])[0]
+            top = self._top(scores, uidx, k, exclude_seen)
+            return [(self.items_.id(t), float(scores[t])) for t in top]
+
+    def recommend_batch(self, user_ids: Iterable[object], k: int = 10, exclude_seen: bool = True) -> list[list[str]]:
+        """``recommend`` for many users with one scoring pass."""
+        self._check_fitted()
+        k = self._check_k(k)
+        uids = [parse_id(x, f"user_ids[{n}]") for n, x in enumerate(user_ids)]
+        with self._lock:
+            uidxs = [self.users_.get(x) for x in uids]
+            scores = self._scores(uidxs)
+            return [self.items_.ids(self._top(scores[r], uidxs[r], k, exclude_seen)) for r in range(len(uidxs))]
+
+    def score(self, user_id: object, item_ids: Sequence[object]) -> np.ndarray:
+        """Scores of ``item_ids`` for ``user_id`` (higher is better); an unknown item scores
+        below every known one."""
+        self._check_fitted()
+        uid = parse_id(user_id, "user_id")
+        ids = [parse_id(x, f"item_ids[{n}]") for n, x in enumerate(item_ids)]
+        with self._lock:
+            row = self._scores([self.users_.get(uid)])[0]
+            idx = self.items_.lookup(ids)
+            finite = row[np.isfinite(row)]
+            floor = (float(finite.min()) if len(finite) else 0.0) - 1.0
+            return np.where(idx >= 0, row[np.maximum(idx, 0)], floor).astype(np.float64)
+
+    def predict_proba(self, user_id: object, item_id: object, behavior: float | None = None) -> float:
+        """Probability that ``user_id`` clicks ``item_id``, given the request-time ``behavior``.
+
+        Uses the click model's ``predict_proba`` when the model has one; otherwise the
+        item's percentile among the user's scores (a calibrated-enough [0, 1] value).
+        """
+        self._check_fitted()
+        uid, iid = parse_id(user_id, "user_id"), parse_id(item_id, "item_id")
+        b = None if behavior is None else parse_value(behavior, "behavior")
+        with self._lock:
+            uidx, iidx = self.users_.get(uid), self.items_.get(iid)
+            fn = getattr(self.model_, "predict_proba", None)
+            if fn is not None:
+                return float(fn(np.asarray([uidx]), np.asarray([iidx]), None if b is None else np.asarray([[b]], np.float32))[0])
+            if iidx < 0:
+                return 0.0
+            row = self._scores([uidx])[0]
+            return float((row < row[iidx]).mean())
+
+    # ------------------------------------------------------------------ online
+    def update(self, events: Event | Mapping[str, Any] | Sequence[Mapping[str, Any] | Event] | pd.DataFrame) -> int:
+        """Learn from feedback: one event, a list, or a DataFrame. Returns the number applied.
+
+        Before this returns, every event is in its user's history and seen items
+        (read-your-writes); the parameter step follows within ``max_delay_ms``.
+        """
+        self._check_fitted()
+        parsed = self._parse_events(events)
+        with self._lock:
+            for ev in parsed:
+                self._apply(ev)
+            self.events_applied_ += len(parsed)
+        return len(parsed)
+
+    def _parse_events(self, events: Any) -> list[Event]:
+        types = self.feedback.types
+        if isinstance(events, Event):
+            return [events]
+        if isinstance(events, pd.DataFrame):
+            records = events.to_dict("records")
+            return [parse_event({k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v) and k != "value")},
+                                types, prefix=f"events[{n}].") for n, r in enumerate(records)]
+        if isinstance(events, Mapping):
+            return [parse_event(events, types)]
+        if isinstance(events, (list, tuple)):
+            return [e if isinstance(e, Event) else parse_event(e, types, prefix=f"events[{n}].") for n, e in enumerate(events)]
+        raise InvalidInputError("events", f"must be an event, a list of events or a DataFrame, got {type(events).__name__}")
+
+    def _apply(self, ev: Event) -> None:
+        uidx = self.users_.add(ev.user_id)
+        iidx = self.items_.add(ev.item_id)
+        if uidx >= len(self.sequences_):
+            self.sequences_.append([])
+            self.seen_.append(set())
+        if iidx >= len(self.item_counts_):
+            self.item_counts_ = np.concatenate([self.item_counts_, np.zeros(max(64, iidx + 1 - len(self.item_counts_)))])[: max(iidx + 1, len(self.items_))]
+            if len(self.item_counts_) < len(self.items_):
+                self.item_counts_ = np.concatenate([self.item_counts_, np.zeros(len(self.items_) - len(self.item_counts_))])
+        self.model_.grow(len(self.users_), len(self.items_))
+        sig = self.feedback.signal(ev)
+        history = np.asarray(self.sequences_[uidx][-self.online_config.history_len:], np.int64)
+        self.seen_[uidx].add(iidx)
+        positive = self.feedback.is_positive(ev)
+        if positive:
+            self.sequences_[uidx].append(iidx)
+            self.item_counts_[iidx] += 1
+        if self._learner is not None:
+            self._learner.add(uidx, iidx, 1.0 if positive and sig.label > 0.5 else (1.0 if ev.type == "rating" else 0.0),
+                              sig.weight, history)
+
+    def flush(self) -> None:
+        """Apply every queued parameter step now."""
+        if self._learner is not None:
+            self._learner.flush()
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def n_users(self) -> int:
+        return len(self.users_)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items_)
+
+    def history(self, user_id: object) -> list[str]:
+        uidx = self.users_.get(parse_id(user_id, "user_id"))
+        with self._lock:
+            return self.items_.ids(self.sequences_[uidx]) if uidx >= 0 else []
+
+    def update_latency_ms(self) -> list[float]:
+        return list(self._learner.step_ms) if self._learner else []
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write a snapshot folder (``meta.json`` + ``state.pt``), atomically replacing ``path``."""
+        self._check_fitted()
+        path = Path(path)
+        tmp = path.with_name(path.name + f".tmp-{time.time_ns()}")
+        tmp.mkdir(parents=True)
+        with self._lock:
+            if self._learner is not None:
+                self._learner.flush()
+            meta = {"format": FORMAT_VERSION, "model": self.model_name, "seed": self.seed,
+                    "hyperparameters": self.model_.hyperparameters(), "threads": self.threads,
+                    "online": self.online_config.__dict__, "events_applied": self.events_applied_,
+                    "model_version": self.model_version_, "fit_report": _jsonable(self.fit_report_)}
+            lengths = np.array([len(s) for s in self.sequences_], np.int64)
+            flat = np.fromiter((x for s in self.sequences_ for x in s), np.int64)
+            seen_len = np.array([len(s) for s in self.seen_], np.int64)
+            seen_flat = np.fromiter((x for s in self.seen_ for x in sorted(s)), np.int64)
+            state = {"model": _to_torch(self.model_.get_state()), "users": self.users_.to_list(), "items": self.items_.to_list(),
+                     "seq_len": torch.from_numpy(lengths), "seq_flat": torch.from_numpy(flat),
+                     "seen_len": torch.from_numpy(seen_len), "seen_flat": torch.from_numpy(seen_flat),
+                     "item_counts": torch.from_numpy(self.item_counts_.copy())}
+            torch.save(state, tmp / "state.pt")
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            if self.items_meta_ is not None:
+                self.items_meta_.to_parquet(tmp / "items.parquet")
+        if path.exists():
+            old = path.with_name(path.name + f".old-{time.time_ns()}")
+            path.rename(old)
+            tmp.rename(path)
+            import shutil
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load a snapshot written by ``save`` (tensors only: safe ``weights_only`` loading)."""
+        path = Path(path)
+        meta_file = path / "meta.json"
+        if not meta_file.exists():
+            raise InvalidInputError("path", f"{path} is not a recloop snapshot (no meta.json)")
+        meta = json.loads(meta_file.read_text())
+        online = OnlineConfig(**meta.get("online", {}))
+        rec = cls(meta["model"], seed=meta["seed"], threads=meta.get("threads", 1), online=online, **meta["hyperparameters"])
+        state = torch.load(path / "state.pt", weights_only=True)
+        rec.model_.set_state(state["model"])
+        rec.users_ = Vocab.from_list(state["users"])
+        rec.items_ = Vocab.from_list(state["items"])
+        rec.sequences_ = [s.tolist() for s in np.split(state["seq_flat"].numpy(), np.cumsum(state["seq_len"].numpy())[:-1])] if len(state["seq_len"]) else []
+        rec.seen_ = [set(s.tolist()) for s in np.split(state["seen_flat"].numpy(), np.cumsum(state["seen_len"].numpy())[:-1])] if len(state["seen_len"]) else []
+        rec.item_counts_ = state["item_counts"].numpy().astype(np.float64)
+        rec.events_applied_ = int(meta.get("events_applied", 0))
+        rec.model_version_ = int(meta.get("model_version", 1))
+        rec.fit_report_ = meta.get("fit_report", {})
+        if (path / "items.parquet").exists():
+            rec.items_meta_ = pd.read_parquet(path / "items.parquet")
+        rec.model_.grow(len(rec.users_), len(rec.items_))
+        rec.fitted_ = True
+        rec._learner = OnlineLearner(rec.model_, rec.online_config, rec._lock)
+        return rec
+
+
+def _to_torch(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, dict):
+        return {k: _to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)) and obj and isinstance(obj[0], np.ndarray):
+        return [_to_torch(v) for v in obj]
+    return obj
+
+
+def _jsonable(obj: Any) -> Any:
+    try:
+        json.dumps(obj)
+        return obj
+    except TypeError:
+        return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))

@@ -1,0 +1,219 @@
+"""The one interface every recloop model implements, and the helpers they share.
+
+A model works on internal row indices only (``user_idx``, ``item_idx``); the engine owns
+the vocabularies, the users' histories and seen-item filtering. Training *policy*
+(samplers, losses, the epoch loop, early stopping) lives in ``recloop.training``; a model
+only says how to turn a batch into a loss and how to score.
+"""
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class TrainData:
+    """Interactions in index space, sorted by time, ready for fitting.
+
+    Attributes
+    ----------
+    user_idx, item_idx : (n,) int64
+    timestamp : (n,) int64 epoch seconds
+    label : (n,) float32, 1 for a positive interaction, 0 for a negative (skip, low rating)
+    weight : (n,) float32 >= 0
+    value : (n,) float32, the raw value (rating, watch fraction)
+    sequences : per user, the positive items in time order (``sequences[u]`` is an int64 array)
+    valid_user_idx, valid_item_idx : held-out next item per user for early stopping (may be empty)
+    features : (n, f) float32 numeric context features (the click model's ``behavior``), or None
+    """
+
+    n_users: int
+    n_items: int
+    user_idx: np.ndarray
+    item_idx: np.ndarray
+    timestamp: np.ndarray
+    label: np.ndarray
+    weight: np.ndarray
+    value: np.ndarray
+    sequences: list[np.ndarray]
+    valid_user_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    valid_item_idx: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    features: np.ndarray | None = None
+
+    @property
+    def positives(self) -> np.ndarray:
+        return self.label > 0.5
+
+    def item_counts(self) -> np.ndarray:
+        return np.bincount(self.item_idx[self.positives], minlength=self.n_items).astype(np.float64)
+
+
+@dataclass
+class OnlineBatch:
+    """Events to learn from online, in index space (histories are *before* each event)."""
+
+    user_idx: np.ndarray
+    item_idx: np.ndarray
+    label: np.ndarray
+    weight: np.ndarray
+    histories: Sequence[np.ndarray]
+    features: np.ndarray | None = None
+
+
+@dataclass
+class FitOptions:
+    """How to fit: the training policy, separate from the architecture's hyperparameters."""
+
+    epochs: int | None = None          # None: the model's default
+    show_progress: bool = False
+    threads: int | None = None
+    callback: Any = None               # called as callback(epoch, metrics: dict) after each epoch
+
+
+class RecModel(abc.ABC):
+    """Contract of every model in the registry.
+
+    Subclasses declare ``name``; their ``__init__`` takes ``seed`` and keyword
+    hyperparameters, validates and stores them, and builds nothing that depends on
+    data (that happens in ``fit``).
+    """
+
+    name: ClassVar[str]
+    #: whether the model reads the user's history at request time (sequence models)
+    uses_history: ClassVar[bool] = False
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.n_users_ = 0
+        self.n_items_ = 0
+
+    # --- offline ----------------------------------------------------------------
+    @abc.abstractmethod
+    def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:
+        """Fit on ``data``; return a small report (epochs run, best validation metric...)."""
+
+    # --- serving ----------------------------------------------------------------
+    @abc.abstractmethod
+    def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores of every item for each user: (batch, n_items) float32, higher is better.
+
+        ``user_idx`` may hold -1 or indices beyond the trained table for users the
+        model has not learned a row for; the model must still score them (from
+        ``histories``, or by popularity).
+        """
+
+    def item_vectors(self) -> np.ndarray | None:
+        """(n_items, d) vectors for dot-product retrieval, if the model has them."""
+        return None
+
+    # --- online -----------------------------------------------------------------
+    def grow(self, n_users: int, n_items: int) -> None:
+        """Make room for users and items up to these counts (new rows initialised sensibly)."""
+        self.n_users_ = max(self.n_users_, n_users)
+        self.n_items_ = max(self.n_items_, n_items)
+
+    def learn(self, batch: OnlineBatch) -> float:
+        """One online step on ``batch``; returns the loss. Default: no parameter update."""
+        return 0.0
+
+    # --- persistence ------------------------------------------------------------
+    @abc.abstractmethod
+    def hyperparameters(self) -> dict[str, Any]:
+        """JSON-able keyword arguments that rebuild an unfitted copy with ``cls(seed=..., **h)``."""
+
+    @abc.abstractmethod
+    def get_state(self) -> dict[str, Any]:
+        """Everything fitted, as tensors / numpy arrays / plain values (``torch.save``-able)."""
+
+    @abc.abstractmethod
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``get_state`` returned."""
+
+
+# ---------------------------------------------------------------- shared helpers
+
+def seed_everything(seed: int) -> np.random.Generator:
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def grow_rows(weight: torch.Tensor, n_rows: int, init_std: float, generator: torch.Generator | None = None,
+              mean_row: bool = False) -> torch.Tensor:
+    """Return ``weight`` extended to ``n_rows`` rows.
+
+    New rows are small random vectors around the mean of the existing rows when
+    ``mean_row`` (a new user starts as the average user, not as zero), else around 0.
+    """
+    n, d = weight.shape
+    if n_rows <= n:
+        return weight
+    extra = torch.randn(n_rows - n, d, generator=generator, dtype=weight.dtype) * init_std
+    if mean_row and n > 0:
+        extra += weight.detach().mean(0, keepdim=True)
+    return torch.cat([weight.detach(), extra], 0)
+
+
+class RowAdagrad:
+    """Row-sparse Adagrad on a growable 2-D parameter: only touched rows change.
+
+    Per-row adaptive state (one accumulator per row, as in row-wise Adagrad of
+    TorchRec/FBGEMM), so frequent users/items take smaller steps than new ones.
+    """
+
+    def __init__(self, lr: float = 0.05, eps: float = 1e-8, initial: float = 0.1) -> None:
+        self.lr = lr
+        self.eps = eps
+        self.initial = initial
+        self.state: torch.Tensor = torch.zeros(0)
+
+    def grow(self, n_rows: int) -> None:
+        if self.state.numel() < n_rows:
+            self.state = torch.cat([self.state, torch.full((n_rows - self.state.numel(),), self.initial)])
+
+    def step(self, weight: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor) -> None:
+        """``weight[rows] -= lr * grad / sqrt(acc)``; duplicate rows are summed first."""
+        self.grow(weight.shape[0])
+        uniq, inv = torch.unique(rows, return_inverse=True)
+        g = torch.zeros(len(uniq), grad.shape[1], dtype=grad.dtype).index_add_(0, inv, grad)
+        acc = self.state[uniq] + g.pow(2).mean(1)
+        self.state[uniq] = acc
+        with torch.no_grad():
+            weight.index_add_(0, uniq, -self.lr * g / (acc.sqrt() + self.eps).unsqueeze(1))
+
+    def get_state(self) -> torch.Tensor:
+        return self.state.clone()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.state = state.clone()
+
+
+def set_threads(threads: int | None) -> None:
+    """Set torch's intra-op threads (MACHINE.md: oversubscription is 50x slower)."""
+    if threads is not None and threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def xavier_(module: nn.Module) -> None:
+    for p in module.parameters():
+        if p.dim() > 1:
+            nn.init.xavier_uniform_(p)
+
+
+def log_popularity(counts: np.ndarray) -> np.ndarray:
+    """Popularity prior as a score: log(1 + count), float32."""
+    return np.log1p(counts).astype(np.float32)
+
+
+def as_long(x: np.ndarray | Sequence[int]) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x, dtype=np.int64))
+
+
+def cosine_lr(step: int, total: int, base: float) -> float:
+    return base * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))

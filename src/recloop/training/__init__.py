@@ -1,0 +1,6 @@
+"""Offline fitting policy: samplers, losses, the epoch loop with early stopping."""
+from recloop.training.loop import TrainConfig, train
+from recloop.training.losses import bce_loss, bpr_loss, sampled_softmax_loss
+from recloop.training.samplers import NegativeSampler
+
+__all__ = ["NegativeSampler", "TrainConfig", "bce_loss", "bpr_loss", "sampled_softmax_loss", "train"]
