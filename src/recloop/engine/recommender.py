@@ -243,6 +243,13 @@ class Recommender:
             floor = (float(finite.min()) if len(finite) else 0.0) - 1.0
             return np.where(idx >= 0, row[np.maximum(idx, 0)], floor).astype(np.float64)
 
+    def score_all(self, user_id: object) -> tuple[list[str], np.ndarray]:
+        """Every item id and its score for ``user_id`` (seen items included)."""
+        self._check_fitted()
+        uid = parse_id(user_id, "user_id")
+        with self._lock:
+            return self.items_.to_list(), self._scores([self.users_.get(uid)])[0]
+
     def predict_proba(self, user_id: object, item_id: object, behavior: float | None = None) -> float:
         """Probability that ``user_id`` clicks ``item_id``, given the request-time ``behavior``.
 
