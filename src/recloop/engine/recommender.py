@@ -78,7 +78,8 @@ class Recommender:
         self.events_applied_ = 0
         self.model_version_ = 0
         self.fitted_ = False
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()        # users' state: vocabularies, histories, seen items
+        self._model_lock = threading.RLock()  # the model's parameters (taken after _lock, never before)
         self._learner: OnlineLearner | None = None
 
     # ------------------------------------------------------------------ fit
@@ -156,7 +157,7 @@ class Recommender:
             self.events_applied_ = 0
             self.model_version_ += 1
             self.fitted_ = True
-            self._learner = OnlineLearner(self.model_, self.online_config, self._lock)
+            self._learner = self._make_learner()
             ok = np.flatnonzero(pos)
             seq_pos = np.zeros(len(inter), np.int64)
             counter = np.zeros(n_users, np.int64)
@@ -177,25 +178,46 @@ class Recommender:
             raise InvalidInputError("k", f"must be an integer in 1..{MAX_K}, got {k!r}")
         return int(k)
 
+    def _make_learner(self) -> OnlineLearner:
+        return OnlineLearner(self.model_, self.online_config, self._model_lock,
+                             sizes=lambda: (len(self.users_), len(self.items_)))
+
     def _history(self, uidx: int) -> np.ndarray:
         return np.asarray(self.sequences_[uidx], np.int64) if uidx >= 0 else np.zeros(0, np.int64)
 
-    def _scores(self, uidxs: Sequence[int]) -> np.ndarray:
+    def _gather(self, uidxs: Sequence[int]) -> tuple[list[np.ndarray], list[np.ndarray], int]:
+        """Copy what scoring needs of the users' state (caller holds ``_lock``)."""
         hist = [self._history(x) for x in uidxs]
+        seen = [np.fromiter(self.seen_[x], np.int64, len(self.seen_[x])) if x >= 0 else np.zeros(0, np.int64) for x in uidxs]
+        return hist, seen, len(self.items_)
+
+    def _scores(self, uidxs: Sequence[int], hist: list[np.ndarray], n_items: int) -> np.ndarray:
+        """(len(uidxs), n_items) scores; users the model cannot personalise get popularity.
+
+        Takes only the model lock, so ``update`` never waits for scoring.
+        """
         arr = np.asarray(uidxs, np.int64)
-        out = np.empty((len(arr), len(self.items_)), np.float32)
+        out = np.empty((len(arr), n_items), np.float32)
         warm = np.array([x >= 0 and (len(h) > 0 or not self.model_.uses_history) for x, h in zip(arr, hist)], bool)
         if warm.any():
-            s = self.model_.score(arr[warm], [h for h, w in zip(hist, warm) if w])
-            out[warm, : s.shape[1]] = s
-            out[warm, s.shape[1]:] = -np.inf if s.shape[1] < out.shape[1] else 0
+            with self._model_lock:
+                # tables grow lazily (in the learner's step): hide items the model has no row for yet
+                lim = self.model_.n_items_
+                s = self.model_.score(arr[warm], [h if not len(h) or h.max() < lim else h[h < lim]
+                                                  for h, w in zip(hist, warm) if w])
+            m = min(s.shape[1], n_items)
+            out[warm, :m] = s[:, :m]
+            out[warm, m:] = -np.inf  # items newer than the model's table: not scorable yet
         if (~warm).any():
-            out[~warm] = np.log1p(self.item_counts_).astype(np.float32)
+            counts = self.item_counts_[:n_items]
+            out[~warm, : len(counts)] = np.log1p(counts).astype(np.float32)
+            out[~warm, len(counts):] = 0.0
         return out
 
-    def _top(self, scores: np.ndarray, uidx: int, k: int, exclude_seen: bool) -> list[int]:
-        if exclude_seen and uidx >= 0 and self.seen_[uidx]:
-            scores[np.fromiter(self.seen_[uidx], np.int64, len(self.seen_[uidx]))] = -np.inf
+    @staticmethod
+    def _top(scores: np.ndarray, seen: np.ndarray, k: int, exclude_seen: bool) -> list[int]:
+        if exclude_seen and len(seen):
+            scores[seen] = -np.inf
         n_ok = int(np.isfinite(scores).sum())
         k = min(k, n_ok)
         if k <= 0:
@@ -216,9 +238,10 @@ class Recommender:
         uid = parse_id(user_id, "user_id")
         with self._lock:
             uidx = self.users_.get(uid)
-            scores = self._scores([uidx])[0]
-            top = self._top(scores, uidx, k, exclude_seen)
-            return [(self.items_.id(t), float(scores[t])) for t in top]
+            hist, seen, n_items = self._gather([uidx])
+        scores = self._scores([uidx], hist, n_items)[0]
+        top = self._top(scores, seen[0], k, exclude_seen)
+        return [(self.items_.id(t), float(scores[t])) for t in top]
 
     def recommend_batch(self, user_ids: Iterable[object], k: int = 10, exclude_seen: bool = True) -> list[list[str]]:
         """``recommend`` for many users with one scoring pass."""
@@ -227,8 +250,9 @@ class Recommender:
         uids = [parse_id(x, f"user_ids[{n}]") for n, x in enumerate(user_ids)]
         with self._lock:
             uidxs = [self.users_.get(x) for x in uids]
-            scores = self._scores(uidxs)
-            return [self.items_.ids(self._top(scores[r], uidxs[r], k, exclude_seen)) for r in range(len(uidxs))]
+            hist, seen, n_items = self._gather(uidxs)
+        scores = self._scores(uidxs, hist, n_items)
+        return [self.items_.ids(self._top(scores[r], seen[r], k, exclude_seen)) for r in range(len(uidxs))]
 
     def score(self, user_id: object, item_ids: Sequence[object]) -> np.ndarray:
         """Scores of ``item_ids`` for ``user_id`` (higher is better); an unknown item scores
@@ -237,18 +261,25 @@ class Recommender:
         uid = parse_id(user_id, "user_id")
         ids = [parse_id(x, f"item_ids[{n}]") for n, x in enumerate(item_ids)]
         with self._lock:
-            row = self._scores([self.users_.get(uid)])[0]
+            uidx = self.users_.get(uid)
+            hist, _, n_items = self._gather([uidx])
             idx = self.items_.lookup(ids)
-            finite = row[np.isfinite(row)]
-            floor = (float(finite.min()) if len(finite) else 0.0) - 1.0
-            return np.where(idx >= 0, row[np.maximum(idx, 0)], floor).astype(np.float64)
+        row = self._scores([uidx], hist, n_items)[0]
+        finite = row[np.isfinite(row)]
+        floor = (float(finite.min()) if len(finite) else 0.0) - 1.0
+        out = np.where(idx >= 0, row[np.maximum(idx, 0)], floor).astype(np.float64)
+        out[~np.isfinite(out)] = floor  # items newer than the model's table
+        return out
 
     def score_all(self, user_id: object) -> tuple[list[str], np.ndarray]:
         """Every item id and its score for ``user_id`` (seen items included)."""
         self._check_fitted()
         uid = parse_id(user_id, "user_id")
         with self._lock:
-            return self.items_.to_list(), self._scores([self.users_.get(uid)])[0]
+            uidx = self.users_.get(uid)
+            hist, _, n_items = self._gather([uidx])
+            ids = self.items_.to_list()
+        return ids, self._scores([uidx], hist, n_items)[0]
 
     def predict_proba(self, user_id: object, item_id: object, behavior: float | None = None) -> float:
         """Probability that ``user_id`` clicks ``item_id``, given the request-time ``behavior``.
@@ -261,13 +292,15 @@ class Recommender:
         b = None if behavior is None else parse_value(behavior, "behavior")
         with self._lock:
             uidx, iidx = self.users_.get(uid), self.items_.get(iid)
-            fn = getattr(self.model_, "predict_proba", None)
-            if fn is not None:
+            hist, _, n_items = self._gather([uidx])
+        fn = getattr(self.model_, "predict_proba", None)
+        if fn is not None:
+            with self._model_lock:
                 return float(fn(np.asarray([uidx]), np.asarray([iidx]), None if b is None else np.asarray([[b]], np.float32))[0])
-            if iidx < 0:
-                return 0.0
-            row = self._scores([uidx])[0]
-            return float((row < row[iidx]).mean())
+        if iidx < 0:
+            return 0.0
+        row = self._scores([uidx], hist, n_items)[0]
+        return float((row < row[iidx]).mean())
 
     # ------------------------------------------------------------------ online
     def update(self, events: Event | Mapping[str, Any] | Sequence[Mapping[str, Any] | Event] | pd.DataFrame) -> int:
@@ -308,7 +341,6 @@ class Recommender:
             self.item_counts_ = np.concatenate([self.item_counts_, np.zeros(max(64, iidx + 1 - len(self.item_counts_)))])[: max(iidx + 1, len(self.items_))]
             if len(self.item_counts_) < len(self.items_):
                 self.item_counts_ = np.concatenate([self.item_counts_, np.zeros(len(self.items_) - len(self.item_counts_))])
-        self.model_.grow(len(self.users_), len(self.items_))
         sig = self.feedback.signal(ev)
         history = np.asarray(self.sequences_[uidx][-self.online_config.history_len:], np.int64)
         self.seen_[uidx].add(iidx)
@@ -349,9 +381,10 @@ class Recommender:
         path = Path(path)
         tmp = path.with_name(path.name + f".tmp-{time.time_ns()}")
         tmp.mkdir(parents=True)
-        with self._lock:
+        with self._lock, self._model_lock:
             if self._learner is not None:
                 self._learner.flush()
+            self.model_.grow(len(self.users_), len(self.items_))
             meta = {"format": FORMAT_VERSION, "model": self.model_name, "seed": self.seed,
                     "hyperparameters": self.model_.hyperparameters(), "threads": self.threads,
                     "online": self.online_config.__dict__, "events_applied": self.events_applied_,
@@ -402,7 +435,7 @@ class Recommender:
             rec.items_meta_ = pd.read_parquet(path / "items.parquet")
         rec.model_.grow(len(rec.users_), len(rec.items_))
         rec.fitted_ = True
-        rec._learner = OnlineLearner(rec.model_, rec.online_config, rec._lock)
+        rec._learner = rec._make_learner()
         return rec
 
 

@@ -2,9 +2,9 @@
 
 The engine applies an event's *state* (vocabularies, the user's history, seen items)
 at once, before ``update`` returns; this class owns the *parameter* step. Events queue
-up and are learned in micro-batches of at most ``max_batch`` events, never later than
-``max_delay_ms`` after they arrived (a background thread flushes an idle queue), each
-step mixing in ``replay_ratio`` earlier interactions from a reservoir against
+up and a background worker learns them in micro-batches of at most ``max_batch`` events,
+at the latest half of ``max_delay_ms`` after the oldest arrived, so the caller of
+``update`` does not wait for parameter steps; each step mixing in ``replay_ratio`` earlier interactions from a reservoir against
 forgetting.
 """
 from __future__ import annotations
@@ -34,6 +34,7 @@ class OnlineConfig:
     replay_ratio : earlier interactions mixed into a step per new event
     reservoir_size : how many earlier interactions the replay reservoir keeps
     history_len : items of history kept with each reservoir entry
+    backpressure : when this many full batches wait, ``add`` steps itself (bounded queue)
     """
 
     enabled: bool = True
@@ -42,6 +43,7 @@ class OnlineConfig:
     replay_ratio: float = 1.0
     reservoir_size: int = 20_000
     history_len: int = 50
+    backpressure: int = 4
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -56,12 +58,15 @@ class OnlineConfig:
 class OnlineLearner:
     """Queue events for a model and learn from them in bounded-delay micro-batches.
 
-    ``lock`` is the engine's lock: every parameter step holds it, so a reader that
-    holds it too (``recommend``) never sees a half-applied step.
+    ``lock`` is the engine's model lock: every parameter step holds it, so a reader
+    that holds it too (scoring) never sees a half-applied step. ``sizes()`` gives the
+    current numbers of users and items; tables grow to them before each step.
     """
 
-    def __init__(self, model: RecModel, config: OnlineConfig, lock: threading.RLock) -> None:
+    def __init__(self, model: RecModel, config: OnlineConfig, lock: threading.RLock,
+                 sizes: Callable[[], tuple[int, int]] | None = None) -> None:
         self.model = model
+        self.sizes = sizes
         self.config = config
         self.lock = lock
         self._rng = np.random.default_rng(config.seed)
@@ -72,11 +77,12 @@ class OnlineLearner:
         self.steps = 0
         self.step_ms: list[float] = []
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ intake
     def add(self, user_idx: int, item_idx: int, label: float, weight: float, history: np.ndarray) -> None:
-        """Queue one event (``history``: the user's items *before* it). Caller holds the lock."""
+        """Queue one event (``history``: the user's items *before* it). The caller serialises calls."""
         if not self.config.enabled:
             return
         if not self._queue:
@@ -84,10 +90,12 @@ class OnlineLearner:
         entry = (user_idx, item_idx, label, weight, history[-self.config.history_len:])
         self._queue.append(entry)
         self._remember(entry)
-        if len(self._queue) >= self.config.max_batch or self._overdue():
-            self.flush()
-        else:
+        n = len(self._queue)
+        if n >= self.config.max_batch * self.config.backpressure:
+            self.flush()  # the worker is behind: the caller pays, so the queue stays bounded
+        elif n == 1 or n >= self.config.max_batch:
             self._ensure_thread()
+            self._wake.set()
 
     def seed_reservoir(self, users: np.ndarray, items: np.ndarray, histories: Callable[[int, int], np.ndarray]) -> None:
         """Fill the reservoir from the fitted history (a uniform sample of it)."""
@@ -113,9 +121,11 @@ class OnlineLearner:
     def flush(self) -> int:
         """Learn from everything queued now; returns the number of new events learned."""
         with self.lock:
-            if not self._queue:
+            fresh, self._queue = self._queue, []  # one atomic swap: add() may run meanwhile
+            if not fresh:
                 return 0
-            fresh, self._queue = self._queue, []
+            if self.sizes is not None:
+                self.model.grow(*self.sizes())
             n_replay = int(round(len(fresh) * self.config.replay_ratio))
             picked = [self._reservoir[j] for j in self._rng.integers(0, len(self._reservoir), n_replay)] if n_replay and self._reservoir else []
             entries = fresh + picked
@@ -144,16 +154,23 @@ class OnlineLearner:
             self._thread.start()
 
     def _run(self) -> None:
-        delay = max(self.config.max_delay_ms / 1000 / 2, 0.001)
-        while not self._stop.wait(delay):
-            if self._overdue():
-                try:
-                    self.flush()
-                except Exception:  # keep serving; the next step retries with fresh events
-                    log.exception("online step failed")
-            if not self._queue and self._stop.wait(delay * 20):
-                return
+        """Worker: step when a full batch waits or the oldest event reaches its deadline."""
+        budget = self.config.max_delay_ms / 1000
+        while not self._stop.is_set():
+            self._wake.wait(timeout=1.0)
+            self._wake.clear()
+            while self._queue and not self._stop.is_set():
+                due = self._oldest + budget * 0.5 - time.perf_counter()
+                if len(self._queue) >= self.config.max_batch or due <= 0:
+                    try:
+                        self.flush()
+                    except Exception:  # keep serving; the next step retries with fresh events
+                        log.exception("online step failed")
+                else:
+                    self._wake.wait(timeout=due)
+                    self._wake.clear()
 
     def close(self) -> None:
         self._stop.set()
+        self._wake.set()
         self.flush()
