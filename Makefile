@@ -1,0 +1,39 @@
+# recloop: `make demo` runs the main job, `make test` the whole test suite.
+# Both create .venv on first use (idempotent: re-running installs nothing new).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test bench-deps bench contract clean
+
+setup: $(STAMP)
+
+# torch==2.13.0 in the same pip command as the project keeps pip on the CPU wheel
+# (an unpinned torch resolves to a multi-GB CUDA build); the project itself asks torch>=2.3.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -qq --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -m pip install -qq torch==2.13.0 -e '.[dev]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -c "import recloop, torch; print('recloop', recloop.__version__, 'torch', torch.__version__)"
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/recloop demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+# outside baselines for bench/ (not needed by the tests)
+bench-deps: setup
+	$(BIN)/python -m pip install -qq torch==2.13.0 -e '.[dev,bench]' 2>&1 | grep -v "is ignored" || true
+
+bench: bench-deps
+	$(BIN)/python bench/offline.py
+	$(BIN)/python bench/stream.py
+
+contract: setup
+	$(BIN)/python ../shared/contract_check.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build dist src/*.egg-info
