@@ -83,10 +83,12 @@ def replay(
     max_events: int | None = None,
     model_name: str = "",
     show_progress: bool = False,
+    keep_hits: bool = False,
 ) -> ReplayResult:
     """Run one test-then-train replay of ``events`` (columns of ``recloop.data.COLUMNS``).
 
     ``make()`` returns an unfitted recommender; it is fitted on the history here.
+    ``keep_hits`` keeps the per-event hits in ``extra["hits"]`` (for drift analyses).
     """
     kind, every = parse_mode(mode)
     history, stream = split_history(events, history_fraction)
@@ -154,6 +156,7 @@ def replay(
         recommend_ms_p50=float(np.median(rec_ms)) if n_ev else 0.0,
         update_ms_p50=float(np.percentile(upd, 50)), update_ms_p99=float(np.percentile(upd, 99)),
         fit_seconds=fit_seconds,
+        extra={"hits": hits.tolist()} if keep_hits else {},
     )
 
 
