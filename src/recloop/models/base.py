@@ -1,6 +1,7 @@
 """The one interface every recloop model implements, and the helpers they share.
 
-A model works on internal row indices only (``user_idx``, ``item_idx``); the engine owns
+Models sit above ``recloop.training`` in the layers: a model's ``fit`` runs the shared
+epoch loop, and training never imports a model. A model works on internal row indices only (``user_idx``, ``item_idx``); the engine owns
 the vocabularies, the users' histories and seen-item filtering. Training *policy*
 (samplers, losses, the epoch loop, early stopping) lives in ``recloop.training``; a model
 only says how to turn a batch into a loss and how to score.
@@ -16,6 +17,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import nn
+
+from recloop.training.options import FitOptions, set_threads
+
+__all__ = ["FitOptions", "OnlineBatch", "RecModel", "RowAdagrad", "TrainData", "set_threads"]
 
 
 @dataclass
@@ -65,16 +70,6 @@ class OnlineBatch:
     weight: np.ndarray
     histories: Sequence[np.ndarray]
     features: np.ndarray | None = None
-
-
-@dataclass
-class FitOptions:
-    """How to fit: the training policy, separate from the architecture's hyperparameters."""
-
-    epochs: int | None = None          # None: the model's default
-    show_progress: bool = False
-    threads: int | None = None
-    callback: Any = None               # called as callback(epoch, metrics: dict) after each epoch
 
 
 class RecModel(abc.ABC):
@@ -192,12 +187,6 @@ class RowAdagrad:
 
     def set_state(self, state: torch.Tensor) -> None:
         self.state = state.clone()
-
-
-def set_threads(threads: int | None) -> None:
-    """Set torch's intra-op threads (MACHINE.md: oversubscription is 50x slower)."""
-    if threads is not None and threads > 0 and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
 
 
 def xavier_(module: nn.Module) -> None:

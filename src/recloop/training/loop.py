@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from recloop.models.base import FitOptions, set_threads
+from recloop.training.options import FitOptions, set_threads
 
 log = logging.getLogger(__name__)
 

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from typing import Any
+
 from recloop.evaluation.metrics import ndcg, target_ranks
-from recloop.models.base import RecModel, TrainData
 
 
-def validation_ndcg(model: RecModel, data: TrainData, k: int = 10, batch: int = 512) -> float:
+def validation_ndcg(model: Any, data: Any, k: int = 10, batch: int = 512) -> float:
+    """NDCG@k of ``model.score`` on ``data.valid_*`` (a ``RecModel`` and its ``TrainData``;
+    typed loosely because models sit above training in the layers)."""
     users, items = data.valid_user_idx, data.valid_item_idx
     if not len(users):
         return 0.0
