@@ -26,7 +26,7 @@ def evaluate(rec: Any, train: pd.DataFrame, test: pd.DataFrame, protocol: Litera
     if protocol not in ("full", "sampled"):
         raise ValueError(f"protocol must be 'full' or 'sampled', got {protocol!r}")
     seen_df = train if extra_seen is None else pd.concat([train, extra_seen])
-    seen = seen_df.groupby("user_id")["item_id"].agg(lambda s: set(map(str, s))).to_dict()
+    seen = {str(u): set(map(str, g)) for u, g in seen_df.groupby("user_id")["item_id"]}
     all_items = np.array(sorted(set(map(str, seen_df["item_id"])) | set(map(str, test["item_id"]))), dtype=object)
     rng = np.random.default_rng(seed)
     ranks = []

@@ -1,0 +1,5 @@
+import sys
+
+from recloop.cli.main import main
+
+sys.exit(main())
