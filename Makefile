@@ -1,6 +1,9 @@
 # recloop: `make demo` runs the main job, `make test` the whole test suite.
 # Both create .venv on first use (idempotent: re-running installs nothing new).
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
+QUIET  := { grep -v "is ignored" || true; }
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
@@ -13,8 +16,7 @@ setup: $(STAMP)
 # (an unpinned torch resolves to a multi-GB CUDA build); the project itself asks torch>=2.3.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -qq --upgrade pip 2>&1 | grep -v "is ignored" || true
-	$(BIN)/python -m pip install -qq torch==2.13.0 -e '.[dev]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -m pip install -qq torch==2.13.0 -e '.[dev]' 2>&1 | $(QUIET)
 	$(BIN)/python -c "import recloop, torch; print('recloop', recloop.__version__, 'torch', torch.__version__)"
 	@touch $(STAMP)
 
@@ -26,7 +28,7 @@ test: setup
 
 # outside baselines for bench/ (not needed by the tests)
 bench-deps: setup
-	$(BIN)/python -m pip install -qq torch==2.13.0 -e '.[dev,bench]' 2>&1 | grep -v "is ignored" || true
+	$(BIN)/python -m pip install -qq torch==2.13.0 -e '.[dev,bench]' 2>&1 | $(QUIET)
 
 bench: bench-deps
 	$(BIN)/python bench/offline.py
