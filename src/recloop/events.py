@@ -194,6 +194,8 @@ def parse_id(value: object, field_name: str) -> str:
     Integers (Python or numpy) and integral floats (``5.0``, as pandas gives for an int
     column with a gap) become their decimal string, so ``5`` and ``"5"`` are one id.
     """
+    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and not value.isspace():  # the common case
+        return value
     if isinstance(value, bool) or type(value).__name__ == "bool_":
         raise InvalidInputError(field_name, f"must be {_ID_RULE}, got {_show(value)}")
     text: str
@@ -220,6 +222,10 @@ def parse_timestamp(value: object, field_name: str = "timestamp") -> float:
     """
     if value is None:
         return time.time()
+    if type(value) is float or (type(value) is int and -(2**53) < value < 2**53):  # the common case
+        fast = float(value)
+        if MIN_TIMESTAMP <= fast <= MAX_TIMESTAMP:
+            return fast
     if isinstance(value, bool) or type(value).__name__ == "bool_":
         raise InvalidInputError(field_name, f"must be {_TS_RULE}, got {_show(value)}")
     ts: float
@@ -249,6 +255,8 @@ def parse_value(value: object, field_name: str = "value") -> float:
     """A finite number (int, float or numpy scalar) -> float; ``None`` means 1.0."""
     if value is None:
         return 1.0
+    if type(value) is float and math.isfinite(value):  # the common case
+        return value
     if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
         raise InvalidInputError(field_name, f"must be a finite number, got {_show(value)}")
     try:
@@ -292,6 +300,12 @@ def _check_context(value: object, path: str, depth: int = 0) -> None:
     raise InvalidInputError(path, f"must hold only strings, numbers, booleans, null, lists and objects, got {type(value).__name__}")
 
 
+def _field_name(key: object) -> str:
+    """An unknown key as it goes into an error: itself when short and printable, else its repr."""
+    text = str(key) if isinstance(key, (str, int)) and not isinstance(key, bool) else ""
+    return text if text and text.isprintable() and len(text) <= 64 else _show(key, 64)
+
+
 _ALLOWED_KEYS = frozenset({"user_id", "item_id", "type", "event", "value", "timestamp", "context"})
 
 
@@ -319,7 +333,7 @@ def parse_event(obj: Mapping[str, Any], types: Iterable[str] | FeedbackMapping =
         raise InvalidInputError(prefix.rstrip(".") or "event", f"must be an object, got {type(obj).__name__}")
     unknown = [k for k in obj if k not in _ALLOWED_KEYS]
     if unknown:
-        names = sorted(str(k)[:MAX_ID_LENGTH] for k in unknown)
+        names = sorted(_field_name(k) for k in unknown)
         raise InvalidInputError(prefix + names[0], f"unknown field; allowed: {', '.join(sorted(_ALLOWED_KEYS))}")
     for key in ("user_id", "item_id"):
         if obj.get(key) is None:

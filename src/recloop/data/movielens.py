@@ -8,6 +8,7 @@ folder or as GroupLens' zip.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import logging
@@ -16,12 +17,14 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from recloop.data.dataset import Dataset
+from recloop.data.preprocess import CleaningReport, clean
 from recloop.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -147,50 +150,48 @@ class _Source:
             if self.zip is not None:
                 return self.zip.read(where)
             return Path(where).read_bytes()
-        except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError) as exc:
             raise DataError(f"{name} in {self.path} could not be read ({exc})") from exc
 
 
-def _parse(raw: bytes, name: str, sep: str, columns: list[str], header: bool = False) -> pd.DataFrame:
-    text = raw.decode("latin-1")
+def _decode(raw: bytes) -> str:
+    """GroupLens files are UTF-8 (ml-latest) or Latin-1 (ml-100k, ml-1m): try them in that order."""
     try:
-        if len(sep) > 1:  # ml-1m's '::' — split by hand, faster than the python engine
-            rows = [line.split(sep) for line in text.splitlines() if line]
-            frame = pd.DataFrame(rows)
-            if frame.shape[1] < len(columns):
-                raise ValueError(f"expected {len(columns)} fields, found {frame.shape[1]}")
-            frame = frame.iloc[:, : len(columns)]
-            frame.columns = columns
-            return frame
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _parse(raw: bytes, name: str, sep: str, columns: list[str], header: bool = False) -> pd.DataFrame:
+    text = _decode(raw)
+    if sep == "::":  # ml-1m / ml-10m: no tabs in these files, so the fast C parser can split them
+        text = text.replace("::", "\t")
+        sep = "\t"
+    try:
         return pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None,
                            names=None if header else columns, dtype=str, keep_default_na=False,
-                           engine="c", quotechar='"' if header else "\x07")
+                           engine="c", index_col=False, quoting=csv.QUOTE_MINIMAL if header else csv.QUOTE_NONE)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{name} is empty") from exc
     except (ValueError, pd.errors.ParserError) as exc:
-        raise DataError(f"{name} is malformed: {exc}") from exc
+        raise DataError(f"{name} is malformed: {' '.join(str(exc).split())}") from exc
 
 
-def _ratings(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    out = pd.DataFrame({"user_id": frame["user_id"].astype(str).str.strip(),
-                        "item_id": frame["item_id"].astype(str).str.strip()})
-    for col in ("rating", "timestamp"):
+def _ratings(frame: pd.DataFrame, name: str) -> tuple[pd.DataFrame, CleaningReport]:
+    for col in ("user_id", "item_id", "rating", "timestamp"):
         if col not in frame.columns:
             raise DataError(f"{name} has no {col} column")
-    out["timestamp"] = pd.to_numeric(frame["timestamp"], errors="coerce")
-    out["type"] = "rating"
-    out["value"] = pd.to_numeric(frame["rating"], errors="coerce").astype("float64")
-    bad = out["timestamp"].isna() | out["value"].isna() | (out["user_id"] == "") | (out["item_id"] == "")
-    if len(out) and bad.mean() > 0.01:
-        raise DataError(f"{name} is malformed: {int(bad.sum())} of {len(out)} rows have unparseable fields")
-    out = out[~bad]
-    out["timestamp"] = out["timestamp"].astype("int64")
-    return out.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    raw = pd.DataFrame({"user_id": frame["user_id"].str.strip(), "item_id": frame["item_id"].str.strip(),
+                        "timestamp": frame["timestamp"], "type": "rating", "value": frame["rating"]})
+    # GroupLens files are clean: more than 1% bad rows means a corrupted or wrong file
+    return clean(raw, timestamp_unit="s", max_invalid_fraction=0.01, source=name)
 
 
 def load_grouplens(path: str | Path) -> Dataset:
     """Load a MovieLens release in GroupLens' own layout, from its folder or its zip."""
     src = _Source(Path(path))
     if src.has("u.data"):
-        inter = _ratings(_parse(src.read("u.data"), "u.data", "\t", ["user_id", "item_id", "rating", "timestamp"]), "u.data")
+        inter, report = _ratings(_parse(src.read("u.data"), "u.data", "\t", ["user_id", "item_id", "rating", "timestamp"]), "u.data")
         items = users = None
         if src.has("u.item"):
             cols = ["item_id", "title", "release_date", "video_release_date", "imdb_url", *ML100K_GENRES]
@@ -205,7 +206,7 @@ def load_grouplens(path: str | Path) -> Dataset:
             users = users.set_index("user_id")
         name = "ml-100k"
     elif src.has("ratings.dat"):
-        inter = _ratings(_parse(src.read("ratings.dat"), "ratings.dat", "::", ["user_id", "item_id", "rating", "timestamp"]), "ratings.dat")
+        inter, report = _ratings(_parse(src.read("ratings.dat"), "ratings.dat", "::", ["user_id", "item_id", "rating", "timestamp"]), "ratings.dat")
         items = users = None
         if src.has("movies.dat"):
             items = _parse(src.read("movies.dat"), "movies.dat", "::", ["item_id", "title", "genres"]).set_index("item_id")
@@ -217,7 +218,7 @@ def load_grouplens(path: str | Path) -> Dataset:
         missing = {"userId", "movieId", "rating", "timestamp"} - set(raw.columns)
         if missing:
             raise DataError(f"ratings.csv lacks columns {sorted(missing)}; found {list(raw.columns)}")
-        inter = _ratings(raw.rename(columns={"userId": "user_id", "movieId": "item_id"}), "ratings.csv")
+        inter, report = _ratings(raw.rename(columns={"userId": "user_id", "movieId": "item_id"}), "ratings.csv")
         items = None
         if src.has("movies.csv"):
             m = _parse(src.read("movies.csv"), "movies.csv", ",", [], header=True)
@@ -228,7 +229,7 @@ def load_grouplens(path: str | Path) -> Dataset:
         raise DataError(f"{path} is not a MovieLens release: found none of u.data, ratings.dat, ratings.csv")
     if len(inter) == 0:
         raise DataError(f"{path} has no ratings")
-    return Dataset(inter, items, users, name=name, meta={"source": str(path)})
+    return Dataset(inter, items, users, name=name, meta={"source": str(path), "cleaning": report})
 
 
 def movielens_ids_as_int_order(ids: pd.Series) -> np.ndarray:

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from recloop.errors import DataError
+
 
 class Vocab:
     """Map string ids to dense row indices ``0 .. len-1``.
@@ -71,5 +73,6 @@ class Vocab:
     def from_list(cls, ids: list[str]) -> Vocab:
         v = cls(ids)
         if len(v) != len(ids):
-            raise ValueError("vocabulary list has duplicate ids")
+            dup = next(k for n, k in enumerate(ids) if v.index(k) != n)
+            raise DataError(f"vocabulary list has duplicate ids (first: {dup!r}); a saved vocabulary is corrupted")
         return v

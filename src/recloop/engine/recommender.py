@@ -323,7 +323,8 @@ class Recommender:
             return [events]
         if isinstance(events, pd.DataFrame):
             records = events.to_dict("records")
-            return [parse_event({k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v) and k != "value")},
+            # an empty cell (NaN) means "not given": value defaults to 1.0, timestamp to now
+            return [parse_event({k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v))},
                                 types, prefix=f"events[{n}].") for n, r in enumerate(records)]
         if isinstance(events, Mapping):
             return [parse_event(events, types)]
