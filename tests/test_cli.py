@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import synthetic
+from synthdata import synthetic
 
 EXE = [sys.executable, "-m", "recloop"]
 

@@ -13,7 +13,7 @@ import pytest
 from recloop import Recommender
 from recloop.models import available
 
-from conftest import synthetic
+from synthdata import synthetic
 
 MODELS = [m for m in available()]
 

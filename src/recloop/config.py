@@ -19,7 +19,7 @@ Examples
 >>> load_settings(env={"RECLOOP_MAX_K": "0"})
 Traceback (most recent call last):
 ...
-recloop.errors.ConfigError: max_k: must be an integer in 1..1000, got 0
+recloop.errors.ConfigError: max_k: must be an integer in 1..1000, got '0'
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
 from recloop.errors import ConfigError
 
@@ -69,6 +69,8 @@ class Settings(BaseModel):
     faiss_threshold : catalogue size above which ``/recommend`` retrieves candidates with
         a faiss index (dot-product models only) before exact re-ranking
     faiss_nprobe : inverted lists the faiss index visits per query (recall against speed)
+    micro_batching : score concurrent ``/recommend`` and ``/predict`` requests together in
+        one model call, off the event loop (off: each request calls the engine inline)
     log_level : the server's log level
     access_log : log one line per request (off by default: it costs throughput)
     workers : Gunicorn worker processes (each holds its own model copy; see docs/serving.md)
@@ -87,6 +89,7 @@ class Settings(BaseModel):
     max_k: int = MAX_K_LIMIT
     faiss_threshold: int = 100_000
     faiss_nprobe: int = 48
+    micro_batching: bool = True
     log_level: LogLevel = "info"
     access_log: bool = False
     workers: int = 1
@@ -103,6 +106,11 @@ class Settings(BaseModel):
                 raise ValueError("must be strings")
             return tuple(k for k in keys if k)
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("host")
     @classmethod

@@ -113,8 +113,9 @@ class FeedbackMapping:
 
     The design document's "real-time feedback signal": a purchase is a strong
     positive, a view a weak one, a skip a negative. A rating is a positive when
-    its value reaches ``rating_threshold``, a negative otherwise, weighted by its
-    distance from the threshold. Extra event types (registered in settings) are
+    its value reaches ``rating_threshold``, a negative otherwise, weighted by
+    ``value / rating_threshold`` (a 5 weighs more than a 4). For ranking, every rating
+    still counts as an interaction (``is_positive``): the user chose to watch it. Extra event types (registered in settings) are
     added with ``with_types`` or ``from_dict``.
     """
 
@@ -166,7 +167,9 @@ class FeedbackMapping:
             raise InvalidInputError("type", f"must be one of {', '.join(self.signals)}, got {_show(event.type)}")
         if event.type == "rating":
             positive = event.value >= self.rating_threshold
-            return Signal(1.0 if positive else 0.0, base.weight * (1.0 + abs(event.value - self.rating_threshold)) / 2)
+            # the higher the rating, the stronger the evidence of interest (5 on a 1-5 scale: 1.43x)
+            weight = base.weight * min(max(event.value / self.rating_threshold, 0.1), 10.0)
+            return Signal(1.0 if positive else 0.0, weight)
         return base
 
     def is_positive(self, event: Event) -> bool:

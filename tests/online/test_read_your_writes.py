@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from recloop import Recommender
 
-from conftest import synthetic
+from synthdata import synthetic
 
 events = st.lists(
     st.tuples(st.integers(0, 70), st.one_of(st.integers(0, 90), st.sampled_from(["x1", "x2", "x3"])),

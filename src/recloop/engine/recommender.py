@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -215,15 +216,31 @@ class Recommender:
         return out
 
     @staticmethod
-    def _top(scores: np.ndarray, seen: np.ndarray, k: int, exclude_seen: bool) -> list[int]:
-        if exclude_seen and len(seen):
-            scores[seen] = -np.inf
-        n_ok = int(np.isfinite(scores).sum())
-        k = min(k, n_ok)
-        if k <= 0:
-            return []
-        part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        return part[np.argsort(-scores[part], kind="stable")].tolist()
+    def _top_rows(scores: np.ndarray, seen: Sequence[np.ndarray], k: int, exclude_seen: bool) -> list[list[int]]:
+        """Top-``k`` item indices of each row, best first (ties keep index order).
+
+        One argpartition and one argsort over the whole block; a row with fewer than
+        ``k`` recommendable items returns what it has.
+        """
+        if exclude_seen:
+            for r, ex in enumerate(seen):
+                if len(ex):
+                    scores[r, ex] = -np.inf
+        n_rows, n_items = scores.shape
+        n_ok = np.isfinite(scores).sum(1)
+        out: list[list[int]] = [[] for _ in range(n_rows)]
+        full = n_ok >= k
+        if k < n_items and full.any():
+            block = -scores[full]
+            part = np.argpartition(block, k - 1, axis=1)[:, :k]
+            order = np.argsort(np.take_along_axis(block, part, 1), axis=1, kind="stable")
+            for r, top in zip(np.flatnonzero(full).tolist(), np.take_along_axis(part, order, 1).tolist()):
+                out[r] = top
+        for r in np.flatnonzero(~full | (k >= n_items)).tolist():
+            row = scores[r]
+            ok = np.flatnonzero(np.isfinite(row))
+            out[r] = ok[np.argsort(-row[ok], kind="stable")][:k].tolist()
+        return out
 
     def recommend(self, user_id: object, k: int = 10, exclude_seen: bool = True) -> list[str]:
         """Top-``k`` item ids for ``user_id`` (already-seen items excluded by default).
@@ -233,18 +250,16 @@ class Recommender:
         return [i for i, _ in self.recommend_with_scores(user_id, k, exclude_seen)]
 
     def recommend_with_scores(self, user_id: object, k: int = 10, exclude_seen: bool = True) -> list[tuple[str, float]]:
-        self._check_fitted()
-        k = self._check_k(k)
-        uid = parse_id(user_id, "user_id")
-        with self._lock:
-            uidx = self.users_.get(uid)
-            hist, seen, n_items = self._gather([uidx])
-        scores = self._scores([uidx], hist, n_items)[0]
-        top = self._top(scores, seen[0], k, exclude_seen)
-        return [(self.items_.id(t), float(scores[t])) for t in top]
+        """``recommend`` with each item's score."""
+        return self.recommend_batch_with_scores([parse_id(user_id, "user_id")], k, exclude_seen)[0]
 
     def recommend_batch(self, user_ids: Iterable[object], k: int = 10, exclude_seen: bool = True) -> list[list[str]]:
         """``recommend`` for many users with one scoring pass."""
+        return [[i for i, _ in row] for row in self.recommend_batch_with_scores(user_ids, k, exclude_seen)]
+
+    def recommend_batch_with_scores(self, user_ids: Iterable[object], k: int = 10,
+                                    exclude_seen: bool = True) -> list[list[tuple[str, float]]]:
+        """``recommend_with_scores`` for many users: one model call, one top-k pass."""
         self._check_fitted()
         k = self._check_k(k)
         uids = [parse_id(x, f"user_ids[{n}]") for n, x in enumerate(user_ids)]
@@ -252,7 +267,8 @@ class Recommender:
             uidxs = [self.users_.get(x) for x in uids]
             hist, seen, n_items = self._gather(uidxs)
         scores = self._scores(uidxs, hist, n_items)
-        return [self.items_.ids(self._top(scores[r], seen[r], k, exclude_seen)) for r in range(len(uidxs))]
+        tops = self._top_rows(scores, seen, k, exclude_seen)
+        return [[(i, float(scores[r, t])) for i, t in zip(self.items_.ids(top), top)] for r, top in enumerate(tops)]
 
     def score(self, user_id: object, item_ids: Sequence[object]) -> np.ndarray:
         """Scores of ``item_ids`` for ``user_id`` (higher is better); an unknown item scores
@@ -285,22 +301,42 @@ class Recommender:
         """Probability that ``user_id`` clicks ``item_id``, given the request-time ``behavior``.
 
         Uses the click model's ``predict_proba`` when the model has one; otherwise the
-        item's percentile among the user's scores (a calibrated-enough [0, 1] value).
+        item's percentile among the user's scores (a calibrated-enough [0, 1] value; an
+        unknown item gets 0).
         """
+        return float(self.predict_proba_batch([user_id], [item_id], None if behavior is None else [behavior])[0])
+
+    def predict_proba_batch(self, user_ids: Sequence[object], item_ids: Sequence[object],
+                            behaviors: Sequence[float | None] | None = None) -> np.ndarray:
+        """``predict_proba`` for many (user, item[, behavior]) triples with one model call."""
         self._check_fitted()
-        uid, iid = parse_id(user_id, "user_id"), parse_id(item_id, "item_id")
-        b = None if behavior is None else parse_value(behavior, "behavior")
+        if len(user_ids) != len(item_ids) or (behaviors is not None and len(behaviors) != len(user_ids)):
+            raise InvalidInputError("item_ids", "user_ids, item_ids and behaviors must have the same length")
+        uids = [parse_id(x, "user_id") for x in user_ids]
+        iids = [parse_id(x, "item_id") for x in item_ids]
+        b = [None if x is None else parse_value(x, "behavior") for x in (behaviors or [None] * len(uids))]
         with self._lock:
-            uidx, iidx = self.users_.get(uid), self.items_.get(iid)
-            hist, _, n_items = self._gather([uidx])
+            uidx = np.array([self.users_.get(x) for x in uids], np.int64)
+            iidx = np.array([self.items_.get(x) for x in iids], np.int64)
+            hist, _, n_items = self._gather(uidx.tolist())
         fn = getattr(self.model_, "predict_proba", None)
         if fn is not None:
             with self._model_lock:
-                return float(fn(np.asarray([uidx]), np.asarray([iidx]), None if b is None else np.asarray([[b]], np.float32))[0])
-        if iidx < 0:
-            return 0.0
-        row = self._scores([uidx], hist, n_items)[0]
-        return float((row < row[iidx]).mean())
+                if all(x is None for x in b):
+                    return np.asarray(fn(uidx, iidx, None), np.float64)
+                # a missing behavior takes the training mean, which the model knows as NaN-free None
+                out = np.empty(len(uidx))
+                given = np.array([x is not None for x in b])
+                if given.any():
+                    feats = np.array([[x] for x in b if x is not None], np.float32)
+                    out[given] = fn(uidx[given], iidx[given], feats)
+                if (~given).any():
+                    out[~given] = fn(uidx[~given], iidx[~given], None)
+                return out
+        scores = self._scores(uidx.tolist(), hist, n_items)
+        at = scores[np.arange(len(uidx)), np.maximum(iidx, 0)]
+        share = (scores < at[:, None]).mean(1)
+        return np.where((iidx >= 0) & np.isfinite(at), share, 0.0)
 
     # ------------------------------------------------------------------ online
     def update(self, events: Event | Mapping[str, Any] | Sequence[Mapping[str, Any] | Event] | pd.DataFrame) -> int:
@@ -338,10 +374,10 @@ class Recommender:
         if uidx >= len(self.sequences_):
             self.sequences_.append([])
             self.seen_.append(set())
-        if iidx >= len(self.item_counts_):
-            self.item_counts_ = np.concatenate([self.item_counts_, np.zeros(max(64, iidx + 1 - len(self.item_counts_)))])[: max(iidx + 1, len(self.items_))]
-            if len(self.item_counts_) < len(self.items_):
-                self.item_counts_ = np.concatenate([self.item_counts_, np.zeros(len(self.items_) - len(self.item_counts_))])
+        if iidx >= len(self.item_counts_):  # geometric growth: adding items one by one stays linear
+            grown = np.zeros(max(2 * len(self.item_counts_), iidx + 1, 64))
+            grown[: len(self.item_counts_)] = self.item_counts_
+            self.item_counts_ = grown
         sig = self.feedback.signal(ev)
         history = np.asarray(self.sequences_[uidx][-self.online_config.history_len:], np.int64)
         self.seen_[uidx].add(iidx)
@@ -397,16 +433,19 @@ class Recommender:
             state = {"model": _to_torch(self.model_.get_state()), "users": self.users_.to_list(), "items": self.items_.to_list(),
                      "seq_len": torch.from_numpy(lengths), "seq_flat": torch.from_numpy(flat),
                      "seen_len": torch.from_numpy(seen_len), "seen_flat": torch.from_numpy(seen_flat),
-                     "item_counts": torch.from_numpy(self.item_counts_.copy())}
+                     "item_counts": torch.from_numpy(self.item_counts_[: len(self.items_)].copy())}
             torch.save(state, tmp / "state.pt")
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
             if self.items_meta_ is not None:
                 self.items_meta_.to_parquet(tmp / "items.parquet")
         if path.exists():
+            # keep what others put in the folder (a run's train/test split), replace only ours
+            for extra in path.iterdir():
+                if not (tmp / extra.name).exists() and extra.is_file():
+                    shutil.copy2(extra, tmp / extra.name)
             old = path.with_name(path.name + f".old-{time.time_ns()}")
             path.rename(old)
             tmp.rename(path)
-            import shutil
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(path)

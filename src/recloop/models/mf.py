@@ -1,180 +1,388 @@
-"""Matrix factorisation trained with BPR (Rendle et al. 2009), with fold-in for new users."""
+"""Matrix factorisation trained with BPR (Rendle et al. 2009), with a recency-aware user state.
+
+A user's vector at request time is their learned row plus a *recency context*: a
+weighted sum of context vectors of their last ``history_len`` items, the most recent
+weighing most (``w_k ∝ recency_decay**k``), as in factorised personalised Markov
+chains (FPMC, Rendle et al. 2010) and Fossil (He & McAuley 2016)::
+
+    score(u, i) = <p_u + sum_k w_k c_{h_k}, q_i> + b_i
+
+Both parts are learned together with BPR, each training positive seeing the items its
+user had just before it. Why: MovieLens users rate in sessions, so the next item is
+strongly tied to the last few, and a user in the stream is served from the items they
+touched a moment ago without any parameter update. Users without a trained row are
+*folded in*: their row is the ridge solution that scores their history high against an
+implicit zero on all items (the ALS fold-in), recomputed at each request.
+
+The recency helpers (``Recency``) are shared with ``lightgcn``.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from recloop.errors import ConfigError, NotFittedError
 from recloop.models.base import (FitOptions, OnlineBatch, RecModel, RowAdagrad, TrainData, as_long,
                                  grow_rows, seed_everything)
 from recloop.models.registry import register
 
 
+def check_positive(**values: float) -> None:
+    """Raise ``ConfigError`` naming the first hyperparameter that is not > 0."""
+    for name, v in values.items():
+        if not v > 0:
+            raise ConfigError(f"{name} must be > 0, got {v!r}")
+
+
+class Recency:
+    """The last ``length`` items of a history as padded indices and recency weights.
+
+    Weights are ``decay**k`` for the k-th most recent item, normalised to sum to 1 over
+    the items present (so a short history is not a weaker signal); padding has weight 0.
+    """
+
+    def __init__(self, length: int, decay: float) -> None:
+        self.length = length
+        self.base = torch.tensor([decay ** k for k in range(length)], dtype=torch.float32)
+
+    def _weights(self, mask: torch.Tensor) -> torch.Tensor:
+        w = self.base * mask
+        return w / w.sum(1, keepdim=True).clamp_min(1e-12)
+
+    def from_histories(self, histories: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, length) indices, most recent first, and (batch, length) weights."""
+        idx = np.zeros((len(histories), self.length), np.int64)
+        mask = np.zeros((len(histories), self.length), np.float32)
+        tails = [np.asarray(h[-self.length:], np.int64)[::-1] for h in histories]
+        lens = np.fromiter((len(t) for t in tails), np.int64, len(tails))
+        if lens.sum():
+            rows = np.repeat(np.arange(len(tails)), lens)
+            cols = np.arange(len(rows)) - np.repeat(np.cumsum(lens) - lens, lens)
+            idx[rows, cols] = np.concatenate(tails)
+            mask[rows, cols] = 1.0
+        return torch.from_numpy(idx), self._weights(torch.from_numpy(mask))
+
+    def from_rows(self, users: np.ndarray, items: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context of each interaction row: the same user's previous rows (rows in time order)."""
+        order = np.argsort(users, kind="stable")
+        u_sorted, i_sorted = users[order], items[order]
+        first = np.r_[True, u_sorted[1:] != u_sorted[:-1]]
+        start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+        idx = np.zeros((len(order), self.length), np.int64)
+        mask = np.zeros((len(order), self.length), np.float32)
+        pos = np.arange(len(order))
+        for k in range(1, self.length + 1):
+            ok = pos - k >= start
+            idx[order[ok], k - 1] = i_sorted[(pos - k)[ok]]
+            mask[order[ok], k - 1] = 1.0
+        return torch.from_numpy(idx), self._weights(torch.from_numpy(mask))
+
+    @staticmethod
+    def embed(table: torch.Tensor, idx: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """(batch, d): the weighted sum of ``table``'s rows ``idx``."""
+        return torch.einsum("bl,bld->bd", weights, table[idx])
+
+
+def fold_in_gram(items: torch.Tensor, reg: float) -> torch.Tensor:
+    """(d, d) the history-independent part of ``ridge_fold_in``'s normal equations."""
+    return items.T @ items / max(len(items), 1) * 10.0 + torch.eye(items.shape[1]) * reg
+
+
+def ridge_fold_in(items: torch.Tensor, histories: Sequence[np.ndarray], gram: torch.Tensor,
+                  max_len: int = 200) -> torch.Tensor:
+    """(batch, d) ALS fold-in: argmin_p sum_{h} (1 - <p, q_h>)^2 + 10 * mean_i <p, q_i>^2 + reg |p|^2,
+    with ``gram = fold_in_gram(items, reg)``; one batched solve for all histories."""
+    tails = [np.asarray(h[-max_len:], np.int64) for h in histories]
+    lens = np.fromiter((len(t) for t in tails), np.int64, len(tails))
+    width = int(lens.max()) if len(lens) else 0
+    if width == 0:
+        return torch.zeros(len(tails), items.shape[1])
+    idx = np.zeros((len(tails), width), np.int64)
+    rows = np.repeat(np.arange(len(tails)), lens)
+    cols = np.arange(len(rows)) - np.repeat(np.cumsum(lens) - lens, lens)
+    idx[rows, cols] = np.concatenate(tails)
+    mask = torch.from_numpy(np.arange(width)[None, :] < lens[:, None]).to(items.dtype)
+    qh = items[torch.from_numpy(idx)] * mask.unsqueeze(-1)          # (batch, width, d)
+    a = torch.einsum("bld,ble->bde", qh, qh) + gram
+    return torch.linalg.solve(a, qh.sum(1))
+
+
+@dataclass
+class RecencyFactors:
+    """Serving tables of a factor model with a recency context, and their online step.
+
+    ``score(u, i) = <user part + sum_k w_k context[h_k], item[i]> + bias[i]``. The user
+    part is ``user[u]`` for the first ``n_trained_users`` rows; for any other user it is
+    the ridge fold-in of their history plus their grown row (zero until ``learn``
+    touches it), so a new user is served from their history at once. Both ``mf`` and
+    ``lightgcn`` serve and learn online through this class.
+    """
+
+    user: torch.Tensor      # (n_users, d)
+    item: torch.Tensor      # (n_items, d)
+    context: torch.Tensor   # (n_items, d)
+    bias: torch.Tensor | None  # (n_items,) or None
+    n_trained_users: int
+    recency: Recency
+    fold_in_reg: float
+    _gram: torch.Tensor | None = field(default=None, init=False, repr=False)
+
+    def invalidate(self) -> None:
+        """Forget what is cached from the item table (call after changing it in place)."""
+        self._gram = None
+
+    def _fold_in_gram(self) -> torch.Tensor:
+        # cached between changes of the item table: it costs about as much as the rest of a request
+        if self._gram is None:
+            self._gram = fold_in_gram(self.item, self.fold_in_reg)
+        return self._gram
+
+    def user_rows(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        """(batch, d) the learned part of each user's vector, without the recency context."""
+        u = np.asarray(user_idx, np.int64)
+        in_table = (u >= 0) & (u < self.user.shape[0])
+        out = torch.zeros(len(u), self.user.shape[1])
+        if in_table.all():
+            out = self.user[torch.from_numpy(u)]
+        elif in_table.any():
+            out[torch.from_numpy(in_table)] = self.user[torch.from_numpy(u[in_table])]
+        cold = ~((u >= 0) & (u < self.n_trained_users))
+        if cold.any():
+            rows = np.flatnonzero(cold)
+            out[torch.from_numpy(rows)] += ridge_fold_in(self.item, [histories[r] for r in rows], self._fold_in_gram())
+        return out
+
+    def states(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        """(batch, d) user vectors at request time: learned part + recency context."""
+        ci, cw = self.recency.from_histories(histories)
+        return self.user_rows(user_idx, histories) + Recency.embed(self.context, ci, cw)
+
+    def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """(batch, n_items) float32 scores."""
+        with torch.no_grad():
+            states = self.states(user_idx, histories)
+            if self.bias is None:
+                return (states @ self.item.T).numpy()
+            return torch.addmm(self.bias, states, self.item.T).numpy()
+
+    def grow(self, n_users: int, n_items: int, generator: torch.Generator) -> None:
+        """New users get a zero row (their fold-in is their start); new items small random
+        rows and the mean bias."""
+        if n_users > self.user.shape[0]:
+            self.user = grow_rows(self.user, n_users, 0.0)
+        n_old = self.item.shape[0]
+        if n_items > n_old:
+            self.item = grow_rows(self.item, n_items, 0.01, generator)
+            self.context = grow_rows(self.context, n_items, 0.01, generator)
+            if self.bias is not None:
+                fill = float(self.bias.mean()) if n_old else 0.0
+                self.bias = torch.cat([self.bias, torch.full((n_items - n_old,), fill)])
+            self.invalidate()
+
+    def learn(self, batch: OnlineBatch, opts: dict[str, RowAdagrad], rng: np.random.Generator, n_negatives: int,
+              reg: float) -> float:
+        """One BPR step on the touched rows only: the events' users, items, sampled negatives
+        and the context rows of each user's recent items, with row-wise Adagrad. A negative
+        label (a skip) pushes the item below the sampled ones instead."""
+        n = len(batch.item_idx)
+        if n == 0:
+            return 0.0
+        u = np.asarray(batch.user_idx, np.int64)
+        pos = as_long(batch.item_idx)
+        neg = as_long(rng.integers(0, self.item.shape[0], size=(n, n_negatives)))
+        ci, cw = self.recency.from_histories(batch.histories)
+        pu = self.user_rows(u, batch.histories).requires_grad_(True)
+        cc = self.context[ci].requires_grad_(True)
+        qi = self.item[pos].requires_grad_(True)
+        qj = self.item[neg].requires_grad_(True)
+        bias = self.bias if self.bias is not None else torch.zeros(self.item.shape[0])
+        bi = bias[pos].requires_grad_(True)
+        bj = bias[neg].requires_grad_(True)
+        state = pu + torch.einsum("bl,bld->bd", cw, cc)
+        diff = ((state * qi).sum(-1) + bi).unsqueeze(1) - (torch.einsum("bd,bnd->bn", state, qj) + bj)
+        sign = torch.from_numpy(np.where(np.asarray(batch.label) > 0.5, 1.0, -1.0).astype(np.float32))
+        w = torch.as_tensor(np.asarray(batch.weight, np.float32))
+        loss = (-F.logsigmoid(sign.unsqueeze(1) * diff).mean(1) * w).sum() / n
+        loss = loss + reg * (state.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / n
+        g_pu, g_cc, g_qi, g_qj, g_bi, g_bj = torch.autograd.grad(loss, [pu, cc, qi, qj, bi, bj])
+        d = self.item.shape[1]
+        items = torch.cat([pos, neg.reshape(-1)])
+        opts["item"].step(self.item, items, torch.cat([g_qi, g_qj.reshape(-1, d)]))
+        self.invalidate()
+        if self.bias is not None:
+            opts["bias"].step(self.bias.unsqueeze(1), items, torch.cat([g_bi, g_bj.reshape(-1)]).unsqueeze(1))
+        live = cw.reshape(-1) > 0
+        if live.any():
+            opts["context"].step(self.context, ci.reshape(-1)[live], g_cc.reshape(-1, d)[live])
+        in_table = (u >= 0) & (u < self.user.shape[0])
+        if in_table.any():
+            opts["user"].step(self.user, torch.from_numpy(u[in_table]), g_pu[torch.from_numpy(in_table)])
+        return float(loss.detach())
+
+    def get_state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"user": self.user.clone(), "item": self.item.clone(), "context": self.context.clone(),
+                               "n_trained_users": self.n_trained_users}
+        if self.bias is not None:
+            out["bias"] = self.bias.clone()
+        return out
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], recency: Recency, fold_in_reg: float) -> RecencyFactors:
+        bias = state.get("bias")
+        return cls(state["user"].clone(), state["item"].clone(), state["context"].clone(),
+                   None if bias is None else bias.clone(), int(state["n_trained_users"]), recency, fold_in_reg)
+
+
+def new_optimizers(lr: float) -> dict[str, RowAdagrad]:
+    """One row-wise Adagrad per serving table."""
+    return {k: RowAdagrad(lr) for k in ("user", "item", "bias", "context")}
+
+
 class MFNet(nn.Module):
-    """score(u, i) = <p_u, q_i> + b_i."""
+    """Training module: user rows p, item rows q, item biases b, item context rows c."""
 
     def __init__(self, n_users: int, n_items: int, dim: int) -> None:
         super().__init__()
         self.user = nn.Parameter(torch.randn(n_users, dim) * 0.01)
         self.item = nn.Parameter(torch.randn(n_items, dim) * 0.01)
         self.bias = nn.Parameter(torch.zeros(n_items))
+        self.context = nn.Parameter(torch.randn(n_items, dim) * 0.01)
 
-    def forward(self, u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-        return (self.user[u].unsqueeze(-2) * self.item[i]).sum(-1).squeeze(-1) + self.bias[i]
+    def forward(self, users: torch.Tensor, ctx_idx: torch.Tensor, ctx_w: torch.Tensor) -> torch.Tensor:
+        """(batch, d) user states of trained users with their recency context."""
+        return self.user[users] + Recency.embed(self.context, ctx_idx, ctx_w)
 
 
 @register
 class MF(RecModel):
-    """BPR matrix factorisation.
+    """BPR matrix factorisation with a recency context (see the module docstring).
 
-    Users without a learned row (new in the stream) are *folded in*: their vector is the
-    ridge solution that scores their history items high, against an implicit zero target
-    on all items (the ALS fold-in), recomputed from their latest history at each request.
+    Parameters
+    ----------
+    dim : embedding size
+    epochs : most epochs (early stopping on validation NDCG@10 with ``patience``)
+    lr, reg : Adam learning rate; L2 weight on the user states and item rows of a batch
+    batch_size, n_negatives : positives per step; uniform negatives per positive
+    history_len, recency_decay : the recency context's window and per-step decay (0 < decay <= 1)
+    fold_in_reg : ridge weight of the fold-in for users without a trained row
+    online_lr, online_negatives : row-wise Adagrad rate and negatives per event online
     """
 
     name = "mf"
 
-    def __init__(self, seed: int = 0, dim: int = 64, epochs: int = 40, lr: float = 5e-3, reg: float = 1e-5,
-                 batch_size: int = 1024, n_negatives: int = 4, fold_in_reg: float = 0.5,
-                 online_lr: float = 0.05) -> None:
+    def __init__(self, seed: int = 0, dim: int = 64, epochs: int = 60, lr: float = 4e-3, reg: float = 1e-4,
+                 batch_size: int = 1024, n_negatives: int = 16, history_len: int = 10, recency_decay: float = 0.8,
+                 patience: int = 4, fold_in_reg: float = 0.5, online_lr: float = 0.05, online_negatives: int = 4) -> None:
         super().__init__(seed)
-        for nm, v in (("dim", dim), ("epochs", epochs), ("batch_size", batch_size), ("n_negatives", n_negatives)):
-            if v <= 0:
-                raise ValueError(f"{nm} must be positive, got {v}")
+        check_positive(dim=dim, epochs=epochs, lr=lr, batch_size=batch_size, n_negatives=n_negatives,
+                       history_len=history_len, recency_decay=recency_decay, patience=patience, fold_in_reg=fold_in_reg,
+                       online_lr=online_lr, online_negatives=online_negatives)
+        if reg < 0 or recency_decay > 1:
+            raise ConfigError(f"reg must be >= 0 and recency_decay <= 1, got reg={reg!r}, recency_decay={recency_decay!r}")
         self.dim, self.epochs, self.lr, self.reg = dim, epochs, lr, reg
-        self.batch_size, self.n_negatives, self.fold_in_reg, self.online_lr = batch_size, n_negatives, fold_in_reg, online_lr
-        self.net: MFNet | None = None
-        self.n_trained_users_ = 0
-        self._user_opt = RowAdagrad(online_lr)
-        self._item_opt = RowAdagrad(online_lr)
-        self._gram: torch.Tensor | None = None
+        self.batch_size, self.n_negatives, self.patience = batch_size, n_negatives, patience
+        self.history_len, self.recency_decay, self.fold_in_reg = history_len, recency_decay, fold_in_reg
+        self.online_lr, self.online_negatives = online_lr, online_negatives
+        self.recency = Recency(history_len, recency_decay)
+        self.factors_: RecencyFactors | None = None
+        self._opts = new_optimizers(online_lr)
+        self._steps = 0
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:
-        from recloop.training import TrainConfig, bpr_loss, train
+        from recloop.training import NegativeSampler, TrainConfig, bpr_loss, train
         from recloop.training.validate import validation_ndcg
 
         rng = seed_everything(self.seed)
         self.n_users_, self.n_items_ = data.n_users, data.n_items
-        self.net = net = MFNet(data.n_users, data.n_items, self.dim)
+        net = MFNet(data.n_users, data.n_items, self.dim)
+        # views of the parameters (Adam and the best-state restore write in place), so
+        # validation during training scores the current parameters
+        self.factors_ = RecencyFactors(net.user.detach(), net.item.detach(), net.context.detach(), net.bias.detach(),
+                                       data.n_users, self.recency, self.fold_in_reg)
+        self._opts = new_optimizers(self.online_lr)
+        self._steps = 0
         pos = data.positives
         users, items = data.user_idx[pos], data.item_idx[pos]
+        ctx_idx, ctx_w = self.recency.from_rows(users, items)
+        sampler = NegativeSampler(data.n_items)
 
         def batches(rng: np.random.Generator, epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
             order = rng.permutation(len(users))
             for s in range(0, len(order), self.batch_size):
                 b = order[s:s + self.batch_size]
-                neg = rng.integers(0, data.n_items, size=(len(b), self.n_negatives))
-                yield as_long(users[b]), as_long(items[b]), as_long(neg)
+                tb = torch.from_numpy(b)
+                yield (as_long(users[b]), as_long(items[b]), as_long(sampler.sample(rng, (len(b), self.n_negatives))),
+                       ctx_idx[tb], ctx_w[tb])
 
         def loss_fn(batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-            u, i, j = batch
-            pu, qi, qj = net.user[u], net.item[i], net.item[j]
-            pos_s = (pu * qi).sum(-1) + net.bias[i]
-            neg_s = (pu.unsqueeze(1) * qj).sum(-1) + net.bias[j]
-            l2 = self.reg * (pu.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / len(u)
+            u, i, j, ci, cw = batch
+            state = net(u, ci, cw)
+            qi, qj = net.item[i], net.item[j]
+            pos_s = (state * qi).sum(-1) + net.bias[i]
+            neg_s = torch.einsum("bd,bnd->bn", state, qj) + net.bias[j]
+            l2 = self.reg * (state.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / len(u)
             return bpr_loss(pos_s, neg_s) + l2
 
-        self.n_trained_users_ = data.n_users
-        self._gram = None
-        report = train(net, batches, loss_fn, TrainConfig(epochs=self.epochs, lr=self.lr, patience=4, desc="mf"),
-                       options, rng, validate=(lambda: validation_ndcg(self, data)) if len(data.valid_user_idx) else None)
-        self._gram = None
+        def validate() -> float:
+            self._factors().invalidate()  # the parameters moved since the last validation
+            return validation_ndcg(self, data)
+
+        report = train(net, batches, loss_fn, TrainConfig(epochs=self.epochs, lr=self.lr, patience=self.patience, desc="mf"),
+                       options, rng, validate=validate if len(data.valid_user_idx) else None)
+        f = self._factors()
+        self.factors_ = RecencyFactors(f.user.clone(), f.item.clone(), f.context.clone(), None if f.bias is None else f.bias.clone(),
+                                       f.n_trained_users, f.recency, f.fold_in_reg)
         return report
 
-    # ------------------------------------------------------------------ scoring
-    def _fold_in(self, histories: Sequence[np.ndarray]) -> torch.Tensor:
-        assert self.net is not None
-        q = self.net.item.detach()
-        if self._gram is None or self._gram.shape[0] != q.shape[1]:
-            self._gram = q.T @ q / max(len(q), 1)
-        out = torch.zeros(len(histories), q.shape[1])
-        eye = torch.eye(q.shape[1]) * self.fold_in_reg
-        for r, h in enumerate(histories):
-            if len(h) == 0:
-                continue
-            qh = q[as_long(h[-200:])]
-            a = qh.T @ qh + self._gram * 10.0 + eye
-            out[r] = torch.linalg.solve(a, qh.sum(0))
-        return out
-
-    def user_vectors(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
-        assert self.net is not None
-        u = np.asarray(user_idx)
-        known = (u >= 0) & (u < self.net.user.shape[0])
-        vec = torch.zeros(len(u), self.dim)
-        if known.any():
-            vec[torch.as_tensor(known)] = self.net.user.detach()[as_long(u[known])]
-        cold = ~known
-        if cold.any():
-            vec[torch.as_tensor(cold)] = self._fold_in([histories[r] for r in np.flatnonzero(cold)])
-        return vec
+    # ------------------------------------------------------------------ serving
+    def _factors(self) -> RecencyFactors:
+        if self.factors_ is None:
+            raise NotFittedError("mf is not fitted: call fit first")
+        return self.factors_
 
     def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
-        if self.net is None:
-            raise RuntimeError("mf is not fitted")
-        with torch.no_grad():
-            vec = self.user_vectors(user_idx, histories)
-            return (vec @ self.net.item.detach().T + self.net.bias.detach()).numpy()
+        return self._factors().score(user_idx, histories)
+
+    def user_states(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        """(batch, d) user vectors at request time (learned part + recency context)."""
+        return self._factors().states(user_idx, histories)
 
     def item_vectors(self) -> np.ndarray | None:
-        return None if self.net is None else self.net.item.detach().numpy()
+        return None if self.factors_ is None else self.factors_.item.numpy()
 
     # ------------------------------------------------------------------ online
     def grow(self, n_users: int, n_items: int) -> None:
         super().grow(n_users, n_items)
-        if self.net is None:
-            return
-        g = torch.Generator().manual_seed(self.seed + n_items)
-        if n_items > self.net.item.shape[0]:
-            self.net.item = nn.Parameter(grow_rows(self.net.item, n_items, 0.01, g))
-            self.net.bias = nn.Parameter(torch.cat([self.net.bias.detach(),
-                                                    torch.full((n_items - len(self.net.bias),), float(self.net.bias.detach().mean()))]))
-            self._gram = None
+        if self.factors_ is not None:
+            self.factors_.grow(n_users, n_items, torch.Generator().manual_seed(self.seed + n_items))
 
     def learn(self, batch: OnlineBatch) -> float:
-        """BPR step on the events' item rows (and known users' rows), one sampled negative each."""
-        if self.net is None:
-            return 0.0
-        net = self.net
-        rng = np.random.default_rng(self.seed + int(batch.item_idx.sum()))
-        neg = rng.integers(0, net.item.shape[0], size=len(batch.item_idx))
-        u_vec = self.user_vectors(batch.user_idx, batch.histories).requires_grad_(True)
-        qi = net.item.detach()[as_long(batch.item_idx)].requires_grad_(True)
-        qj = net.item.detach()[as_long(neg)].requires_grad_(True)
-        sign = torch.as_tensor(np.where(batch.label > 0.5, 1.0, -1.0), dtype=torch.float32)
-        w = torch.as_tensor(batch.weight, dtype=torch.float32)
-        diff = (u_vec * (qi - qj)).sum(-1)
-        loss = (-torch.nn.functional.logsigmoid(sign * diff) * w).sum()
-        loss.backward()
-        items = torch.cat([as_long(batch.item_idx), as_long(neg)])
-        grads = torch.cat([qi.grad, qj.grad])  # type: ignore[list-item]
-        self._item_opt.step(net.item.data, items, grads)
-        known = (batch.user_idx >= 0) & (batch.user_idx < net.user.shape[0])
-        if known.any():
-            self._user_opt.step(net.user.data, as_long(batch.user_idx[known]), u_vec.grad[torch.as_tensor(known)])  # type: ignore[index]
-        self._gram = None
-        return float(loss.detach()) / max(len(w), 1)
+        """One BPR step on the touched rows only (see ``RecencyFactors.learn``)."""
+        rng = np.random.default_rng((self.seed, self._steps))
+        self._steps += 1
+        return self._factors().learn(batch, self._opts, rng, self.online_negatives, self.reg)
 
     # ------------------------------------------------------------------ persistence
     def hyperparameters(self) -> dict[str, Any]:
         return {"dim": self.dim, "epochs": self.epochs, "lr": self.lr, "reg": self.reg, "batch_size": self.batch_size,
-                "n_negatives": self.n_negatives, "fold_in_reg": self.fold_in_reg, "online_lr": self.online_lr}
+                "n_negatives": self.n_negatives, "history_len": self.history_len, "recency_decay": self.recency_decay,
+                "patience": self.patience, "fold_in_reg": self.fold_in_reg, "online_lr": self.online_lr,
+                "online_negatives": self.online_negatives}
 
     def get_state(self) -> dict[str, Any]:
-        assert self.net is not None
-        return {"net": {k: v.clone() for k, v in self.net.state_dict().items()},
-                "n_users": self.n_users_, "n_items": self.n_items_,
-                "user_opt": self._user_opt.get_state(), "item_opt": self._item_opt.get_state()}
+        return {"factors": self._factors().get_state(), "n_users": self.n_users_, "n_items": self.n_items_,
+                "steps": self._steps, "opts": {k: o.get_state() for k, o in self._opts.items()}}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        w = state["net"]
-        self.net = MFNet(w["user"].shape[0], w["item"].shape[0], w["user"].shape[1])
-        self.net.load_state_dict(w)
+        self.factors_ = RecencyFactors.from_state(state["factors"], self.recency, self.fold_in_reg)
         self.n_users_, self.n_items_ = int(state["n_users"]), int(state["n_items"])
-        self._user_opt.set_state(state["user_opt"])
-        self._item_opt.set_state(state["item_opt"])
-        self._gram = None
+        self._steps = int(state["steps"])
+        for k, o in self._opts.items():
+            o.set_state(state["opts"][k])

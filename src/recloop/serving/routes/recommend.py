@@ -1,0 +1,52 @@
+"""``GET /recommend``: top-k items for a user, read-your-writes."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from recloop.events import MAX_ID_LENGTH, parse_id
+from recloop.serving.batching import Job
+from recloop.serving.inputs import query_bool, query_id, query_int
+from recloop.serving.responses import OrjsonResponse
+from recloop.serving.schemas import ERRORS, RecommendResponse
+from recloop.serving.state import ServingState
+
+
+def _parameters(max_k: int) -> list[dict[str, Any]]:
+    return [
+        {"name": "user_id", "in": "query", "required": True, "description": "the user (unknown users get popular items)",
+         "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": r"\S"}},
+        {"name": "k", "in": "query", "required": False, "description": "how many items",
+         "schema": {"type": "integer", "minimum": 1, "maximum": max_k, "default": 10}},
+        {"name": "exclude_seen", "in": "query", "required": False, "description": "drop items the user interacted with",
+         "schema": {"type": "boolean", "default": True}},
+    ]
+
+
+def router(state: ServingState) -> APIRouter:
+    r = APIRouter(tags=["recommend"])
+    max_k = state.settings.max_k
+
+    @r.get("/recommend", response_model=RecommendResponse, responses=ERRORS,
+           openapi_extra={"parameters": _parameters(max_k)}, summary="Top-k items for a user")
+    async def recommend(request: Request) -> Response:
+        """The ``k`` best items for ``user_id`` with their scores. An event posted to
+        ``/events`` is reflected here as soon as that POST has answered."""
+        state.keys.require(request, write=False)
+        user_id = parse_id(query_id(request, "user_id"), "user_id")
+        k = query_int(request, "k", 10, 1, max_k)
+        exclude_seen = query_bool(request, "exclude_seen", True)
+        rec = state.engine()
+        retriever = state.retriever
+        if state.batcher is not None:
+            top = await state.batcher.submit(Job("recommend", rec, user_id, k, exclude_seen, retriever=retriever))
+        else:
+            top = retriever.recommend(user_id, k, exclude_seen) if retriever is not None and retriever.index is not None else None
+            if top is None:
+                top = rec.recommend_with_scores(user_id, k, exclude_seen)
+        return OrjsonResponse({"user_id": user_id, "items": [{"item_id": i, "score": s} for i, s in top],
+                               "model_version": rec.model_version_, "events_applied": rec.events_applied_})
+
+    return r
