@@ -90,3 +90,11 @@ def test_reservoir_is_bounded():
 def test_invalid_config_is_refused(kw):
     with pytest.raises(ValueError):
         OnlineConfig(**kw)
+
+
+def test_foreground_mode_steps_in_the_caller_at_each_full_batch():
+    model, learner = make(max_batch=4, background=False, replay_ratio=0.0)
+    for n in range(10):
+        learner.add(0, n, 1.0, 1.0, np.zeros(0, np.int64))
+    assert [list(b.item_idx) for b in model.batches] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert learner.pending() == 2 and learner._thread is None

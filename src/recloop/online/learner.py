@@ -35,6 +35,8 @@ class OnlineConfig:
     reservoir_size : how many earlier interactions the replay reservoir keeps
     history_len : items of history kept with each reservoir entry
     backpressure : when this many full batches wait, ``add`` steps itself (bounded queue)
+    background : step in a worker thread (default); ``False`` steps in the caller at every
+        ``max_batch`` events — slower per call but reproducible (replays, tests)
     """
 
     enabled: bool = True
@@ -44,6 +46,7 @@ class OnlineConfig:
     reservoir_size: int = 20_000
     history_len: int = 50
     backpressure: int = 4
+    background: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -91,7 +94,10 @@ class OnlineLearner:
         self._queue.append(entry)
         self._remember(entry)
         n = len(self._queue)
-        if n >= self.config.max_batch * self.config.backpressure:
+        if not self.config.background:
+            if n >= self.config.max_batch:
+                self.flush()
+        elif n >= self.config.max_batch * self.config.backpressure:
             self.flush()  # the worker is behind: the caller pays, so the queue stays bounded
         elif n == 1 or n >= self.config.max_batch:
             self._ensure_thread()
