@@ -123,3 +123,16 @@ def test_recommend_is_safe_while_update_runs():
     rec.flush()
     assert not errors, errors[0]
     assert rec.events_applied_ == 600
+
+
+def test_registered_event_types_are_accepted_and_survive_save_load(tmp_path):
+    from recloop.events import FeedbackMapping
+
+    rec = Recommender(model="mf", seed=0, feedback=FeedbackMapping.from_dict({"like": {"label": 1, "weight": 2}}))
+    rec.fit(synthetic())
+    rec.update({"user_id": 1, "item_id": 3, "type": "like"})
+    assert "3" not in rec.recommend(1, k=1000)
+    rec.save(tmp_path / "r")
+    again = Recommender.load(tmp_path / "r")
+    assert again.feedback.signals["like"].weight == 2.0
+    again.update({"user_id": 1, "item_id": 5, "type": "like"})

@@ -425,7 +425,9 @@ class Recommender:
             meta = {"format": FORMAT_VERSION, "model": self.model_name, "seed": self.seed,
                     "hyperparameters": self.model_.hyperparameters(), "threads": self.threads,
                     "online": self.online_config.__dict__, "events_applied": self.events_applied_,
-                    "model_version": self.model_version_, "fit_report": _jsonable(self.fit_report_)}
+                    "model_version": self.model_version_, "fit_report": _jsonable(self.fit_report_),
+                    "feedback": {t: [sig.label, sig.weight] for t, sig in self.feedback.signals.items()},
+                    "rating_threshold": self.feedback.rating_threshold}
             lengths = np.array([len(s) for s in self.sequences_], np.int64)
             flat = np.fromiter((x for s in self.sequences_ for x in s), np.int64)
             seen_len = np.array([len(s) for s in self.seen_], np.int64)
@@ -460,7 +462,9 @@ class Recommender:
             raise InvalidInputError("path", f"{path} is not a recloop snapshot (no meta.json)")
         meta = json.loads(meta_file.read_text())
         online = OnlineConfig(**meta.get("online", {}))
-        rec = cls(meta["model"], seed=meta["seed"], threads=meta.get("threads", 1), online=online, **meta["hyperparameters"])
+        feedback = FeedbackMapping.from_dict(meta.get("feedback", {}), meta.get("rating_threshold", 3.5))
+        rec = cls(meta["model"], seed=meta["seed"], threads=meta.get("threads", 1), online=online, feedback=feedback,
+                  **meta["hyperparameters"])
         state = torch.load(path / "state.pt", weights_only=True)
         rec.model_.set_state(state["model"])
         rec.users_ = Vocab.from_list(state["users"])
