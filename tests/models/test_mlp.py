@@ -9,7 +9,7 @@ import torch
 from recloop import Recommender
 from recloop.errors import ConfigError, InvalidInputError
 from recloop.models import OnlineBatch, create
-from recloop.models.mlp import prior_click_share
+from recloop.evaluation.click import prior_click_share
 
 
 @pytest.fixture
@@ -116,6 +116,20 @@ def test_behavior_is_known_before_the_outcome():
     # rows that do not count (test rows) receive a value but add nothing
     share = prior_click_share(users, ts, click, counts=np.asarray([1, 1, 1, 0, 1, 1], bool))
     np.testing.assert_allclose(share[-1], 3 / 5)
+
+
+def test_test_rows_get_behavior_from_earlier_train_rows_only():
+    import pandas as pd
+
+    from recloop.evaluation.click import behavior_features
+
+    train = pd.DataFrame({"user_id": ["a", "a", "a", "b"], "item_id": ["1", "2", "3", "1"],
+                          "timestamp": [1, 2, 5, 1], "type": "rating", "value": [5.0, 1.0, 4.0, 2.0]})
+    test = pd.DataFrame({"user_id": ["a", "a", "c"], "item_id": ["4", "5", "1"], "timestamp": [3, 9, 9],
+                         "type": "rating", "value": [5.0, 5.0, 5.0]})
+    # a at t=3 has seen 1 click in 2 train rows; at t=9 all 3 (the test row at t=3 adds nothing); c: none
+    np.testing.assert_allclose(behavior_features(train, test), [2 / 4, 3 / 5, 0.5])
+    np.testing.assert_allclose(behavior_features(train), [0.5, 2 / 3, 2 / 4, 0.5])
 
 
 def test_bad_hyperparameters_raise_config_errors():

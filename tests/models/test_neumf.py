@@ -116,4 +116,4 @@ def test_ml100k_sampled_hit_rate_floor(ml100k_loo):
 
     rec = Recommender(model="neumf", seed=0).fit(ml100k_loo.train)
     result = evaluate(rec, ml100k_loo.train, ml100k_loo.test, "sampled")
-    assert result["hr@10"] >= 0.69  # measured 0.72 with these defaults
+    assert result["hr@10"] >= 0.69  # measured 0.729 with these defaults (LightFM-WARP: 0.659)

@@ -4,8 +4,8 @@ The design document's protocol: a random 80/20 split of the interactions
 (``recloop.data.splits.random_split``, seed 42); a click is a rating >= 4 (for rows of
 another event type, the event itself). Each test row's ``behavior`` is the user's
 smoothed click share over their *train* interactions with an earlier timestamp
-(``recloop.models.mlp.prior_click_share``), so neither the feature nor its
-normalisation sees a test label.
+(``prior_click_share``, which the click model uses for its training rows too), so
+neither the feature nor its normalisation sees a test label.
 """
 from __future__ import annotations
 
@@ -17,7 +17,43 @@ import torch
 import torch.nn.functional as F
 
 from recloop.evaluation.metrics import auc, log_loss
-from recloop.models.mlp import prior_click_share
+
+
+def prior_click_share(user_idx: np.ndarray, timestamp: np.ndarray, click: np.ndarray,
+                      counts: np.ndarray | None = None, prior: float = 1.0) -> np.ndarray:
+    """Each row's ``behavior``: the user's smoothed click share before that row.
+
+    ``(clicks + prior) / (interactions + 2 * prior)`` over the same user's rows with a
+    strictly earlier timestamp (rows sharing a timestamp do not see each other).
+    ``counts`` (bool, default all) says which rows count as history; the others only
+    receive a value (test rows scored against train history). Returns (n,) float32.
+    """
+    user_idx = np.asarray(user_idx)
+    n = len(user_idx)
+    if n == 0:
+        return np.zeros(0, np.float32)
+    ts = np.asarray(timestamp, np.int64)
+    c = np.asarray(click, np.float64)
+    hist = np.ones(n, bool) if counts is None else np.asarray(counts, bool)
+    _, uu = np.unique(user_idx, return_inverse=True)
+    order = np.lexsort((ts, uu))
+    u_s, t_s = uu[order], ts[order]
+    w_s = hist[order].astype(np.float64)
+    c_s = c[order] * w_s
+    # exclusive running sums, restarted per user
+    cum_c = np.cumsum(c_s) - c_s
+    cum_n = np.cumsum(w_s) - w_s
+    new_user = np.r_[True, u_s[1:] != u_s[:-1]]
+    start = np.maximum.accumulate(np.where(new_user, np.arange(n), 0))
+    cum_c -= cum_c[start]
+    cum_n -= cum_n[start]
+    # rows tied in (user, time) take the sums at the first row of their tie
+    new_group = new_user | np.r_[True, t_s[1:] != t_s[:-1]]
+    first = np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
+    share = (cum_c[first] + prior) / (cum_n[first] + 2 * prior)
+    out = np.empty(n, np.float32)
+    out[order] = share
+    return out
 
 
 class ClickPredictor(Protocol):
@@ -43,13 +79,17 @@ def behavior_features(train: pd.DataFrame, rows: pd.DataFrame | None = None, thr
     Returns (len(rows),) float32: the user's smoothed click share over their train
     interactions with a strictly earlier timestamp.
     """
-    rows = train if rows is None else rows
-    users = pd.concat([train["user_id"], rows["user_id"]]).astype(str).to_numpy()
-    ts = np.concatenate([train["timestamp"].to_numpy(np.int64), rows["timestamp"].to_numpy(np.int64)])
-    click = np.concatenate([click_labels(train, threshold), np.zeros(len(rows), np.float32)])
-    counts = np.r_[np.ones(len(train), bool), np.zeros(len(rows), bool)]
-    share = prior_click_share(users, ts, click, counts)
-    return share[len(train):] if rows is not train else share[: len(train)]
+    click = click_labels(train, threshold)
+    ts = train["timestamp"].to_numpy(np.int64)
+    users = train["user_id"].astype(str).to_numpy()
+    if rows is None:
+        return prior_click_share(users, ts, click)
+    n = len(train)
+    share = prior_click_share(np.concatenate([users, rows["user_id"].astype(str).to_numpy()]),
+                              np.concatenate([ts, rows["timestamp"].to_numpy(np.int64)]),
+                              np.concatenate([click, np.zeros(len(rows), np.float32)]),
+                              counts=np.arange(n + len(rows)) < n)
+    return share[n:]
 
 
 def click_metrics(rec: ClickPredictor, train: pd.DataFrame, test: pd.DataFrame, threshold: float = 4.0) -> dict[str, Any]:

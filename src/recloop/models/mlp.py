@@ -32,7 +32,8 @@ what the design document's example got wrong (it used the rating that defines th
 label, so its accuracy was 1.0); ours is known *before* the outcome: the user's share
 of clicks among their earlier interactions, ``(clicks + 1) / (interactions + 2)``
 over the interactions with a strictly earlier timestamp (0.5 with no history, and
-shrunk towards 0.5 while the history is short). ``prior_click_share`` computes it.
+shrunk towards 0.5 while the history is short);
+``recloop.evaluation.click.prior_click_share`` computes it.
 A caller of ``predict_proba`` passes it raw (a share in [0, 1]); ``None`` means the
 training mean, which is also what ``score`` (ranking) and ``learn`` assume.
 
@@ -52,49 +53,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from recloop.errors import ConfigError, InvalidInputError, NotFittedError
+from recloop.evaluation.click import prior_click_share
 from recloop.models.base import (FitOptions, OnlineBatch, RecModel, RowAdagrad, TrainData, as_long, seed_everything)
 from recloop.models.registry import register
 from recloop.training import TrainConfig, train
 from recloop.training.validate import validation_ndcg
 
 _MIN_STEPS = 64  # gradient steps per epoch at least: tiny data sets escape the initial plateau
-
-
-def prior_click_share(user_idx: np.ndarray, timestamp: np.ndarray, click: np.ndarray,
-                      counts: np.ndarray | None = None, prior: float = 1.0) -> np.ndarray:
-    """Each row's ``behavior``: the user's smoothed click share before that row.
-
-    ``(clicks + prior) / (interactions + 2 * prior)`` over the same user's rows with a
-    strictly earlier timestamp (rows sharing a timestamp do not see each other).
-    ``counts`` (bool, default all) says which rows count as history; the others only
-    receive a value (test rows scored against train history). Returns (n,) float32.
-    """
-    user_idx = np.asarray(user_idx)
-    n = len(user_idx)
-    if n == 0:
-        return np.zeros(0, np.float32)
-    ts = np.asarray(timestamp, np.int64)
-    c = np.asarray(click, np.float64)
-    hist = np.ones(n, bool) if counts is None else np.asarray(counts, bool)
-    _, uu = np.unique(user_idx, return_inverse=True)
-    order = np.lexsort((ts, uu))
-    u_s, t_s = uu[order], ts[order]
-    w_s = hist[order].astype(np.float64)
-    c_s = c[order] * w_s
-    # exclusive running sums, restarted per user
-    cum_c = np.cumsum(c_s) - c_s
-    cum_n = np.cumsum(w_s) - w_s
-    new_user = np.r_[True, u_s[1:] != u_s[:-1]]
-    start = np.maximum.accumulate(np.where(new_user, np.arange(n), 0))
-    cum_c -= cum_c[start]
-    cum_n -= cum_n[start]
-    # rows tied in (user, time) take the sums at the first row of their tie
-    new_group = new_user | np.r_[True, t_s[1:] != t_s[:-1]]
-    first = np.maximum.accumulate(np.where(new_group, np.arange(n), 0))
-    share = (cum_c[first] + prior) / (cum_n[first] + 2 * prior)
-    out = np.empty(n, np.float32)
-    out[order] = share
-    return out
 
 
 def click_labels(data: TrainData, threshold: float) -> np.ndarray:
@@ -172,7 +137,7 @@ class ClickMLP(RecModel):
                  lr: float = 5e-3, batch_size: int = 1024, weight_decay: float = 0.0, n_negatives: int = 4,
                  neg_weight: float = 0.0, click_threshold: float = 4.0, id_dropout: float = 0.02, patience: int = 3,
                  valid_fraction: float = 0.05,
-                 online_lr: float = 0.05, dense_every: int = 16, dense_lr: float = 1e-4) -> None:
+                 online_lr: float = 0.01, dense_every: int = 16, dense_lr: float = 1e-4) -> None:
         super().__init__(seed)
         for nm, v in (("dim", dim), ("epochs", epochs), ("batch_size", batch_size), ("patience", patience),
                       ("dense_every", dense_every)):
@@ -278,7 +243,8 @@ class ClickMLP(RecModel):
                                    patience=self.patience, desc="mlp"),
                        options, rng, validate=validate)
         if validate is validate_clicks:  # the loop names its metric after ranking; say what it was
-            report["best_valid_log_loss"] = -report.pop("best_valid_ndcg@10")
+            best = report.pop("best_valid_ndcg@10")
+            report["best_valid_log_loss"] = None if best is None else -best
             for row in report["history"]:
                 row["valid_log_loss"] = -row.pop("valid_ndcg@10")
         self._item_cache = None

@@ -69,7 +69,7 @@ class SASRecNet(nn.Module):
     """
 
     def __init__(self, n_items: int, dim: int, max_len: int, n_layers: int, n_heads: int, dropout: float,
-                 ffn_dim: int) -> None:
+                 ffn_dim: int, long_term: bool = False) -> None:
         super().__init__()
         self.dim, self.max_len = dim, max_len
         self.item = nn.Parameter(torch.randn(n_items + 1, dim) * dim ** -0.5)
@@ -80,26 +80,50 @@ class SASRecNet(nn.Module):
         self.ln = nn.LayerNorm(dim)
         self.bias = nn.Parameter(torch.zeros(n_items))
         self.dropout = dropout
+        self.long = nn.Linear(dim, dim) if long_term else None
 
-    def forward(self, seq: torch.Tensor, padded: bool = True) -> torch.Tensor:
-        """seq: (batch, length) → (batch, length, dim); ``padded=False`` promises no zeros."""
+    def forward(self, seq: torch.Tensor, padded: bool = True, before: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """seq: (batch, length) → (batch, length, dim); ``padded=False`` promises no zeros.
+
+        ``before``: the items each row's user had before ``seq`` as a bag (flat ``item + 1``,
+        offsets); with ``long_term`` the mean of every item up to each position is added
+        to its output (the user's long-run taste next to the recent window).
+        """
         n = seq.shape[1]
-        x = F.embedding(seq, self.item) * math.sqrt(self.dim) + self.pos[self.max_len - n:]
+        e = F.embedding(seq, self.item)
+        x = e * math.sqrt(self.dim) + self.pos[self.max_len - n:]
         x = F.dropout(x, self.dropout, self.training)
         mask = None
+        real = seq > 0
         if padded:
-            real = seq > 0
             causal = torch.ones(n, n, dtype=torch.bool).tril_()
             # a padding query may see itself, so no row of the softmax is empty (no NaN)
             mask = (causal & (real.unsqueeze(1) | torch.eye(n, dtype=torch.bool))).unsqueeze(1)
             x = x * real.unsqueeze(-1)
         for block in self.blocks:
             x = block(x, mask)
+        if self.long is not None:
+            total = e.cumsum(1)
+            count = real.cumsum(1).unsqueeze(-1).float()
+            if before is not None:
+                flat, offsets = before
+                total = total + F.embedding_bag(flat, self.item, offsets, mode="sum").unsqueeze(1)
+                count = count + torch.diff(offsets, append=torch.tensor([len(flat)])).view(-1, 1, 1).float()
+            x = x + self.long(total / count.clamp_min(1.0))
         return self.ln(x)
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """(..., dim) hidden states → (..., n_items) scores against the tied item table."""
         return h @ self.item[1:].T + self.bias
+
+
+def _bag(parts: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Item lists as one bag batch: (flat ``item + 1``, offsets)."""
+    lengths = np.fromiter((len(p) for p in parts), np.int64, len(parts))
+    flat = np.concatenate(parts) + 1 if lengths.sum() else np.zeros(0, np.int64)
+    offsets = np.zeros(len(parts), np.int64)
+    np.cumsum(lengths[:-1], out=offsets[1:])
+    return torch.from_numpy(flat.astype(np.int64)), torch.from_numpy(offsets)
 
 
 @register
@@ -129,7 +153,7 @@ class SASRec(RecModel):
                  weight_decay: float = 0.0, patience: int = 5, online_lr: float = 1e-4,
                  online_max_len: int = 50, ffn_dim: int = 64, shuffle_ties: bool = False,
                  tie_seconds: int = 0, schedule: str = "cosine", future_k: int = 3, future_decay: float = 0.7,
-                 mask_seen: bool = True) -> None:
+                 mask_seen: bool = True, long_term: bool = True) -> None:
         super().__init__(seed)
         for nm, v in (("dim", dim), ("n_layers", n_layers), ("n_heads", n_heads), ("max_len", max_len),
                       ("epochs", epochs), ("batch_size", batch_size), ("patience", patience),
@@ -157,7 +181,7 @@ class SASRec(RecModel):
         if not 0.0 < future_decay <= 1.0:
             raise ConfigError(f"future_decay must be in (0, 1], got {future_decay}")
         self.future_k, self.future_decay = future_k, float(future_decay)
-        self.mask_seen = bool(mask_seen)
+        self.mask_seen, self.long_term = bool(mask_seen), bool(long_term)
         self.net: SASRecNet | None = None
         self._online_opt: torch.optim.Adam | None = None
         self.online_steps_ = 0
@@ -222,7 +246,7 @@ class SASRec(RecModel):
         rng = seed_everything(self.seed)
         self.n_users_, self.n_items_ = data.n_users, data.n_items
         self.net = net = SASRecNet(data.n_items, self.dim, self.max_len, self.n_layers, self.n_heads, self.dropout,
-                                   self.ffn_dim)
+                                   self.ffn_dim, self.long_term)
         self._online_opt = None
 
         tied = self._tie_groups(data) if self.shuffle_ties else None
@@ -235,7 +259,7 @@ class SASRec(RecModel):
         target_w = self.future_decay ** torch.arange(k, dtype=torch.float32)
         causal = torch.ones(m, m, dtype=torch.long).tril_()
 
-        def batches(rng: np.random.Generator, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        def batches(rng: np.random.Generator, epoch: int) -> Iterator[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]:
             current[0] = epoch
             seqs = data.sequences if tied is None else self._shuffled(tied, rng)
             win, src = self._windows(seqs, rng)
@@ -251,22 +275,20 @@ class SASRec(RecModel):
                         g["lr"] = lr
                 step[0] += 1
                 rows = order[s:s + self.batch_size]
-                before = None
-                if self.mask_seen:
-                    # items the user had before the window: not candidates, as at serving time
-                    before = torch.zeros(len(rows), n_items + 1, dtype=torch.bool)
-                    for j, (r, a) in enumerate(src[rows]):
-                        before[j, torch.from_numpy(seqs[r][:a] + 1)] = True
-                yield torch.from_numpy(win[rows]), before
+                parts = [seqs[r][:a] for r, a in src[rows]]
+                yield torch.from_numpy(win[rows]), _bag(parts)
 
-        def loss_fn(batch: tuple[torch.Tensor, torch.Tensor | None]) -> torch.Tensor:
-            w, before = batch
+        def loss_fn(batch: tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+            w, bag = batch
             inp = w[:, :m]
             keep = (inp > 0) & (w[:, 1:m + 1] > 0)
-            logits = net.logits(net(inp)[keep])
+            logits = net.logits(net(inp, True, bag)[keep])
             targets = [w[:, j + 1:j + 1 + m][keep] for j in range(k)]
-            if before is not None:
+            if self.mask_seen:
                 # mask what the user has seen by then; the engine never recommends it
+                flat, offsets = bag
+                before = torch.zeros(len(w), n_items + 1, dtype=torch.bool)
+                before[torch.repeat_interleave(torch.arange(len(w)), torch.diff(offsets, append=torch.tensor([len(flat)]))), flat] = True
                 upto = inp.unsqueeze(1).expand(-1, m, -1) * causal  # (batch, position, items up to it)
                 seen = before.unsqueeze(1).repeat(1, m, 1).scatter_(2, upto, True)[keep][:, 1:]
                 for t in targets:
@@ -304,17 +326,19 @@ class SASRec(RecModel):
         return report
 
     # ------------------------------------------------------------------ scoring
-    def _batch(self, histories: Sequence[np.ndarray], max_len: int) -> tuple[torch.Tensor, bool]:
-        """Left-padded (batch, length) tensor of the last ``max_len`` items + 1; whether it pads."""
+    def _batch(self, histories: Sequence[np.ndarray], max_len: int) -> tuple[torch.Tensor, bool, tuple[torch.Tensor, torch.Tensor]]:
+        """Left-padded (batch, length) tensor of the last ``max_len`` items + 1, whether it
+        pads, and the earlier items as a bag."""
         cut = [np.asarray(h[-max_len:], np.int64) for h in histories]
+        bag = _bag([np.asarray(h[:-max_len], np.int64) for h in histories])
         n = max(1, max(len(h) for h in cut))
         if len(cut) == 1 and len(cut[0]) == n:
-            return torch.from_numpy(cut[0] + 1).unsqueeze(0), False
+            return torch.from_numpy(cut[0] + 1).unsqueeze(0), False, bag
         out = np.zeros((len(cut), n), np.int64)
         for r, h in enumerate(cut):
             if len(h):
                 out[r, n - len(h):] = h + 1
-        return torch.from_numpy(out), True
+        return torch.from_numpy(out), True, bag
 
     def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Scores from ``histories`` only (``user_idx`` is not read); an empty history scores
@@ -325,8 +349,8 @@ class SASRec(RecModel):
         if net.training:
             net.eval()
         with torch.inference_mode():
-            seq, padded = self._batch(histories, self.max_len)
-            h = net(seq, padded)[:, -1]
+            seq, padded, bag = self._batch(histories, self.max_len)
+            h = net(seq, padded, bag)[:, -1]
             return net.logits(h).numpy()
 
     def item_vectors(self) -> np.ndarray | None:
@@ -364,12 +388,12 @@ class SASRec(RecModel):
             return 0.0
         if self._online_opt is None:
             self._online_opt = torch.optim.Adam(net.parameters(), lr=self.online_lr)
-        seq, padded = self._batch([batch.histories[j] for j in keep], min(self.online_max_len, self.max_len))
+        seq, padded, bag = self._batch([batch.histories[j] for j in keep], self.max_len)
         target = torch.as_tensor(np.asarray(batch.item_idx, np.int64)[keep])
         weight = torch.as_tensor(np.asarray(batch.weight, np.float32)[keep])
         net.eval()  # no dropout online: a step depends on its events only
         self._online_opt.zero_grad(set_to_none=True)
-        loss = (F.cross_entropy(net.logits(net(seq, padded)[:, -1]), target, reduction="none") * weight).sum() / weight.sum().clamp_min(1e-8)
+        loss = (F.cross_entropy(net.logits(net(seq, padded, bag)[:, -1]), target, reduction="none") * weight).sum() / weight.sum().clamp_min(1e-8)
         loss.backward()
         self._online_opt.step()
         with torch.no_grad():
@@ -384,7 +408,7 @@ class SASRec(RecModel):
                 "weight_decay": self.weight_decay, "patience": self.patience, "online_lr": self.online_lr,
                 "online_max_len": self.online_max_len, "ffn_dim": self.ffn_dim, "shuffle_ties": self.shuffle_ties,
                 "tie_seconds": self.tie_seconds, "schedule": self.schedule, "future_k": self.future_k,
-                "future_decay": self.future_decay, "mask_seen": self.mask_seen}
+                "future_decay": self.future_decay, "mask_seen": self.mask_seen, "long_term": self.long_term}
 
     def get_state(self) -> dict[str, Any]:
         if self.net is None:
@@ -401,7 +425,8 @@ class SASRec(RecModel):
     def set_state(self, state: dict[str, Any]) -> None:
         w = state["net"]
         n_items, dim = w["item"].shape[0] - 1, w["item"].shape[1]
-        self.net = SASRecNet(n_items, dim, w["pos"].shape[0], self.n_layers, self.n_heads, self.dropout, self.ffn_dim)
+        self.net = SASRecNet(n_items, dim, w["pos"].shape[0], self.n_layers, self.n_heads, self.dropout, self.ffn_dim,
+                             "long.weight" in w)
         self.net.load_state_dict(w)
         self.net.eval()
         self.n_users_, self.n_items_ = int(state["n_users"]), int(state["n_items"])
