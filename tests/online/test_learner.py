@@ -45,6 +45,7 @@ def test_a_full_batch_is_learned_by_the_worker_with_replay_mixed_in():
     model, learner = make(max_batch=8, max_delay_ms=10_000, replay_ratio=1.0)
     for n in range(8):
         learner.add(n % 3, n, 1.0, 1.0, np.arange(n, dtype=np.int64))
+        learner.added()
     assert wait_until(lambda: learner.pending() == 0 and model.batches)
     batch = model.batches[0]
     assert list(batch.item_idx[:8]) == list(range(8)), "new events come first, in order"
@@ -56,6 +57,7 @@ def test_a_full_batch_is_learned_by_the_worker_with_replay_mixed_in():
 def test_a_lone_event_is_learned_within_the_freshness_budget():
     model, learner = make(max_batch=1000, max_delay_ms=20)
     learner.add(0, 1, 1.0, 1.0, np.zeros(0, np.int64))
+    learner.added()
     assert learner.pending() == 1
     assert wait_until(lambda: learner.pending() == 0), "the worker flushes an idle queue"
     assert len(model.batches) == 1
@@ -66,6 +68,7 @@ def test_the_queue_stays_bounded_when_the_worker_is_behind():
     with learner.lock:  # hold the model lock: the worker cannot step
         for n in range(7):
             learner.add(0, n, 1.0, 1.0, np.zeros(0, np.int64))
+            learner.added()
         assert learner.pending() <= 8
     learner.close()
     assert learner.pending() == 0
@@ -82,6 +85,7 @@ def test_reservoir_is_bounded():
     model, learner = make(max_batch=10_000, max_delay_ms=60_000, reservoir_size=50)
     for n in range(500):
         learner.add(n % 5, n, 1.0, 1.0, np.zeros(0, np.int64))
+        learner.added()
     assert len(learner._reservoir) == 50
     learner.close()
 
@@ -96,5 +100,6 @@ def test_foreground_mode_steps_in_the_caller_at_each_full_batch():
     model, learner = make(max_batch=4, background=False, replay_ratio=0.0)
     for n in range(10):
         learner.add(0, n, 1.0, 1.0, np.zeros(0, np.int64))
+        learner.added()
     assert [list(b.item_idx) for b in model.batches] == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert learner.pending() == 2 and learner._thread is None

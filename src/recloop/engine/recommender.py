@@ -351,6 +351,8 @@ class Recommender:
             for ev in parsed:
                 self._apply(ev)
             self.events_applied_ += len(parsed)
+            if self._learner is not None:
+                self._learner.added()
         return len(parsed)
 
     def _parse_events(self, events: Any) -> list[Event]:

@@ -85,7 +85,10 @@ class OnlineLearner:
 
     # ------------------------------------------------------------------ intake
     def add(self, user_idx: int, item_idx: int, label: float, weight: float, history: np.ndarray) -> None:
-        """Queue one event (``history``: the user's items *before* it). The caller serialises calls."""
+        """Queue one event (``history``: the user's items *before* it); then call ``added``.
+
+        The caller serialises calls.
+        """
         if not self.config.enabled:
             return
         if not self._queue:
@@ -93,15 +96,25 @@ class OnlineLearner:
         entry = (user_idx, item_idx, label, weight, history[-self.config.history_len:])
         self._queue.append(entry)
         self._remember(entry)
+
+    def added(self) -> None:
+        """Apply the stepping policy once after one or many ``add`` calls (one ``update``).
+
+        Checking once per call, not per event, lets a batch of events become one larger
+        step, which costs far less than many small ones.
+        """
         n = len(self._queue)
+        if not n:
+            return
         if not self.config.background:
             if n >= self.config.max_batch:
                 self.flush()
         elif n >= self.config.max_batch * self.config.backpressure:
             self.flush()  # the worker is behind: the caller pays, so the queue stays bounded
-        elif n == 1 or n >= self.config.max_batch:
+        else:
             self._ensure_thread()
-            self._wake.set()
+            if n == 1 or n >= self.config.max_batch:
+                self._wake.set()
 
     def seed_reservoir(self, users: np.ndarray, items: np.ndarray, histories: Callable[[int, int], np.ndarray]) -> None:
         """Fill the reservoir from the fitted history (a uniform sample of it)."""
