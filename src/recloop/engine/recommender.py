@@ -204,11 +204,13 @@ class Recommender:
             with self._model_lock:
                 # tables grow lazily (in the learner's step): hide items the model has no row for yet
                 lim = self.model_.n_items_
-                s = self.model_.score(arr[warm], [h if not len(h) or h.max() < lim else h[h < lim]
-                                                  for h, w in zip(hist, warm) if w])
-            m = min(s.shape[1], n_items)
-            out[warm, :m] = s[:, :m]
-            out[warm, m:] = -np.inf  # items newer than the model's table: not scorable yet
+                hist = [h if not len(h) or h.max() < lim else h[h < lim] for h in hist]
+                warm[warm] = self.model_.can_personalise(arr[warm], [h for h, w in zip(hist, warm) if w])
+                s = self.model_.score(arr[warm], [h for h, w in zip(hist, warm) if w]) if warm.any() else None
+            if s is not None:
+                m = min(s.shape[1], n_items)
+                out[warm, :m] = s[:, :m]
+                out[warm, m:] = -np.inf  # items newer than the model's table: not scorable yet
         if (~warm).any():
             counts = self.item_counts_[:n_items]
             out[~warm, : len(counts)] = np.log1p(counts).astype(np.float32)

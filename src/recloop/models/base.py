@@ -104,6 +104,13 @@ class RecModel(abc.ABC):
         ``histories``, or by popularity).
         """
 
+    def can_personalise(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """(batch,) bool: which users ``score`` ranks better than popularity.
+
+        The engine gives the others its live popularity. Default: every user.
+        """
+        return np.ones(len(user_idx), bool)
+
     def item_vectors(self) -> np.ndarray | None:
         """(n_items, d) vectors for dot-product retrieval, if the model has them."""
         return None
