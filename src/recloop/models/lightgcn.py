@@ -15,16 +15,16 @@ embeddings.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from recloop.errors import ConfigError, NotFittedError
-from recloop.models.base import FitOptions, OnlineBatch, RecModel, TrainData, as_long, seed_everything
-from recloop.models.mf import Recency, RecencyFactors, check_positive, new_optimizers
+from recloop.errors import ConfigError
+from recloop.models.base import FitOptions, TrainData, as_long, seed_everything
+from recloop.models.mf import Recency, RecencyFactors, RecencyFactorsModel, check_positive, new_optimizers
 from recloop.models.registry import register
 
 
@@ -84,7 +84,7 @@ class LightGCNNet(nn.Module):
 
 
 @register
-class LightGCN(RecModel):
+class LightGCN(RecencyFactorsModel):
     """LightGCN with BPR and a recency context (see the module docstring).
 
     Parameters
@@ -168,44 +168,9 @@ class LightGCN(RecModel):
         refresh()
         return report
 
-    # ------------------------------------------------------------------ serving
-    def _factors(self) -> RecencyFactors:
-        if self.factors_ is None:
-            raise NotFittedError("lightgcn is not fitted: call fit first")
-        return self.factors_
-
-    def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
-        return self._factors().score(user_idx, histories)
-
-    def item_vectors(self) -> np.ndarray | None:
-        return None if self.factors_ is None else self.factors_.item.numpy()
-
-    # ------------------------------------------------------------------ online
-    def grow(self, n_users: int, n_items: int) -> None:
-        super().grow(n_users, n_items)
-        if self.factors_ is not None:
-            self.factors_.grow(n_users, n_items, torch.Generator().manual_seed(self.seed + n_items))
-
-    def learn(self, batch: OnlineBatch) -> float:
-        """One BPR step on the touched rows of the propagated tables (``RecencyFactors.learn``)."""
-        rng = np.random.default_rng((self.seed, self._steps))
-        self._steps += 1
-        return self._factors().learn(batch, self._opts, rng, self.online_negatives, self.reg)
-
     # ------------------------------------------------------------------ persistence
     def hyperparameters(self) -> dict[str, Any]:
         return {"dim": self.dim, "layers": self.layers, "epochs": self.epochs, "lr": self.lr, "reg": self.reg,
                 "batch_size": self.batch_size, "n_negatives": self.n_negatives, "history_len": self.history_len,
                 "recency_decay": self.recency_decay, "patience": self.patience, "fold_in_reg": self.fold_in_reg,
                 "online_lr": self.online_lr, "online_negatives": self.online_negatives}
-
-    def get_state(self) -> dict[str, Any]:
-        return {"factors": self._factors().get_state(), "n_users": self.n_users_, "n_items": self.n_items_,
-                "steps": self._steps, "opts": {k: o.get_state() for k, o in self._opts.items()}}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.factors_ = RecencyFactors.from_state(state["factors"], self.recency, self.fold_in_reg)
-        self.n_users_, self.n_items_ = int(state["n_users"]), int(state["n_items"])
-        self._steps = int(state["steps"])
-        for k, o in self._opts.items():
-            o.set_state(state["opts"][k])

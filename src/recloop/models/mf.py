@@ -244,6 +244,63 @@ def new_optimizers(lr: float) -> dict[str, RowAdagrad]:
     return {k: RowAdagrad(lr) for k in ("user", "item", "bias", "context")}
 
 
+class RecencyFactorsModel(RecModel):
+    """Serving, online learning and persistence shared by the models whose fitted form is a
+    ``RecencyFactors`` (``mf``, ``lightgcn``): subclasses only fit and set ``factors_``.
+
+    Subclasses set ``factors_``, ``recency``, ``fold_in_reg``, ``reg``, ``online_negatives``,
+    ``_opts`` (from ``new_optimizers``) and ``_steps``.
+    """
+
+    factors_: RecencyFactors | None
+    recency: Recency
+    fold_in_reg: float
+    reg: float
+    online_negatives: int
+    _opts: dict[str, RowAdagrad]
+    _steps: int
+
+    # ------------------------------------------------------------------ serving
+    def _factors(self) -> RecencyFactors:
+        if self.factors_ is None:
+            raise NotFittedError(f"{self.name} is not fitted: call fit first")
+        return self.factors_
+
+    def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+        return self._factors().score(user_idx, histories)
+
+    def user_states(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
+        """(batch, d) user vectors at request time (learned part + recency context)."""
+        return self._factors().states(user_idx, histories)
+
+    def item_vectors(self) -> np.ndarray | None:
+        return None if self.factors_ is None else self.factors_.item.numpy()
+
+    # ------------------------------------------------------------------ online
+    def grow(self, n_users: int, n_items: int) -> None:
+        super().grow(n_users, n_items)
+        if self.factors_ is not None:
+            self.factors_.grow(n_users, n_items, torch.Generator().manual_seed(self.seed + n_items))
+
+    def learn(self, batch: OnlineBatch) -> float:
+        """One BPR step on the touched rows only (see ``RecencyFactors.learn``)."""
+        rng = np.random.default_rng((self.seed, self._steps))
+        self._steps += 1
+        return self._factors().learn(batch, self._opts, rng, self.online_negatives, self.reg)
+
+    # ------------------------------------------------------------------ persistence
+    def get_state(self) -> dict[str, Any]:
+        return {"factors": self._factors().get_state(), "n_users": self.n_users_, "n_items": self.n_items_,
+                "steps": self._steps, "opts": {k: o.get_state() for k, o in self._opts.items()}}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.factors_ = RecencyFactors.from_state(state["factors"], self.recency, self.fold_in_reg)
+        self.n_users_, self.n_items_ = int(state["n_users"]), int(state["n_items"])
+        self._steps = int(state["steps"])
+        for k, o in self._opts.items():
+            o.set_state(state["opts"][k])
+
+
 class MFNet(nn.Module):
     """Training module: user rows p, item rows q, item biases b, item context rows c."""
 
@@ -260,7 +317,7 @@ class MFNet(nn.Module):
 
 
 @register
-class MF(RecModel):
+class MF(RecencyFactorsModel):
     """BPR matrix factorisation with a recency context (see the module docstring).
 
     Parameters
@@ -341,48 +398,9 @@ class MF(RecModel):
                                        f.n_trained_users, f.recency, f.fold_in_reg)
         return report
 
-    # ------------------------------------------------------------------ serving
-    def _factors(self) -> RecencyFactors:
-        if self.factors_ is None:
-            raise NotFittedError("mf is not fitted: call fit first")
-        return self.factors_
-
-    def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
-        return self._factors().score(user_idx, histories)
-
-    def user_states(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
-        """(batch, d) user vectors at request time (learned part + recency context)."""
-        return self._factors().states(user_idx, histories)
-
-    def item_vectors(self) -> np.ndarray | None:
-        return None if self.factors_ is None else self.factors_.item.numpy()
-
-    # ------------------------------------------------------------------ online
-    def grow(self, n_users: int, n_items: int) -> None:
-        super().grow(n_users, n_items)
-        if self.factors_ is not None:
-            self.factors_.grow(n_users, n_items, torch.Generator().manual_seed(self.seed + n_items))
-
-    def learn(self, batch: OnlineBatch) -> float:
-        """One BPR step on the touched rows only (see ``RecencyFactors.learn``)."""
-        rng = np.random.default_rng((self.seed, self._steps))
-        self._steps += 1
-        return self._factors().learn(batch, self._opts, rng, self.online_negatives, self.reg)
-
     # ------------------------------------------------------------------ persistence
     def hyperparameters(self) -> dict[str, Any]:
         return {"dim": self.dim, "epochs": self.epochs, "lr": self.lr, "reg": self.reg, "batch_size": self.batch_size,
                 "n_negatives": self.n_negatives, "history_len": self.history_len, "recency_decay": self.recency_decay,
                 "patience": self.patience, "fold_in_reg": self.fold_in_reg, "online_lr": self.online_lr,
                 "online_negatives": self.online_negatives}
-
-    def get_state(self) -> dict[str, Any]:
-        return {"factors": self._factors().get_state(), "n_users": self.n_users_, "n_items": self.n_items_,
-                "steps": self._steps, "opts": {k: o.get_state() for k, o in self._opts.items()}}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.factors_ = RecencyFactors.from_state(state["factors"], self.recency, self.fold_in_reg)
-        self.n_users_, self.n_items_ = int(state["n_users"]), int(state["n_items"])
-        self._steps = int(state["steps"])
-        for k, o in self._opts.items():
-            o.set_state(state["opts"][k])

@@ -129,8 +129,8 @@ class SASRecNet(nn.Module):
         return out
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
-        """(..., dim) hidden states → (..., n_items) scores against the tied item table."""
-        return h @ self.item[1:].T + self.bias
+        """(n, dim) hidden states → (n, n_items) scores against the tied item table."""
+        return torch.addmm(self.bias, h, self.item[1:].T)
 
 
 def _warmup_cosine(step: int, total: int, warm: int, base: float) -> float:
@@ -330,21 +330,37 @@ class SASRec(RecModel):
                 out[r, n - len(h):] = h + 1
         return torch.from_numpy(out), True, bag
 
-    def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """Scores from ``histories`` only (``user_idx`` is not read); an empty history scores
-        from the position embeddings alone."""
-        if self.net is None:
-            raise NotFittedError("sasrec is not fitted")
-        net = self.net
-        if net.training:
-            net.eval()
+    def user_states(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """(batch, dim) query vectors from ``histories`` only (``user_idx`` is not read):
+        ``score == user_states @ item_vectors().T + item_bias()``, so dot-product retrieval
+        (the serving layer's faiss index) applies."""
+        net = self._net()
         with torch.inference_mode():
             seq, padded, bag = self._batch(histories, self.max_len)
-            h = net(seq, padded, bag, last_only=True)[:, -1]
-            return net.logits(h).numpy()
+            out: np.ndarray = net(seq, padded, bag, last_only=True)[:, -1].numpy()
+            return out
+
+    def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores from ``histories`` only; ``user_idx`` is not read, so users the fit never
+        saw are scored like any other."""
+        net = self._net()
+        with torch.inference_mode():
+            seq, padded, bag = self._batch(histories, self.max_len)
+            out: np.ndarray = net.logits(net(seq, padded, bag, last_only=True)[:, -1]).numpy()
+            return out
 
     def item_vectors(self) -> np.ndarray | None:
         return None if self.net is None else self.net.item.detach()[1:].numpy()
+
+    def item_bias(self) -> np.ndarray | None:
+        return None if self.net is None else self.net.bias.detach().numpy()
+
+    def _net(self) -> SASRecNet:
+        if self.net is None:
+            raise NotFittedError("sasrec is not fitted")
+        if self.net.training:
+            self.net.eval()
+        return self.net
 
     # ------------------------------------------------------------------ online
     def grow(self, n_users: int, n_items: int) -> None:
