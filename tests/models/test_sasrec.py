@@ -59,6 +59,10 @@ def test_batch_with_padding_equals_single_rows(fitted: Recommender) -> None:
     batch = model.score(np.arange(len(hist)), hist)
     for r, h in enumerate(hist):
         np.testing.assert_allclose(model.score(np.array([r]), [h])[0], batch[r], rtol=1e-5, atol=1e-5)
+    # a dot product, so the serving layer's retrieval index can serve it
+    items, bias = model.item_vectors(), model.item_bias()
+    assert items is not None and bias is not None
+    np.testing.assert_allclose(model.user_states(np.arange(len(hist)), hist) @ items.T + bias, batch, rtol=1e-4, atol=1e-4)
 
 
 def test_a_click_changes_the_next_output_without_learning(groups_df: pd.DataFrame) -> None:
