@@ -9,9 +9,11 @@ forgetting.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +22,17 @@ import numpy as np
 from recloop.models.base import OnlineBatch, RecModel
 
 log = logging.getLogger(__name__)
+_LIVE: weakref.WeakSet[OnlineLearner] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_workers() -> None:
+    """Stop every worker before the interpreter tears torch down under it."""
+    for learner in list(_LIVE):
+        learner._stop.set()
+        learner._wake.set()
+        if learner._thread is not None:
+            learner._thread.join(timeout=2.0)
 
 
 @dataclass(frozen=True)
@@ -171,6 +184,7 @@ class OnlineLearner:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="recloop-online", daemon=True)
             self._thread.start()
+            _LIVE.add(self)
 
     def _run(self) -> None:
         """Worker: step when a full batch waits or the oldest event reaches its deadline."""
