@@ -136,6 +136,53 @@ def test_learn_on_items_added_by_grow(groups_df: pd.DataFrame) -> None:
     assert np.isfinite(model.learn(batch))
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_one_user_numpy_path_equals_the_torch_path(groups_df: pd.DataFrame, layers: int,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import recloop.models.sasrec as sasrec_module
+
+    rec = Recommender(model="sasrec", seed=0, online=OnlineConfig(enabled=False),
+                      **{**SMALL, "epochs": 3, "n_layers": layers, "max_len": 4}).fit(groups_df)
+    model = _model(rec)
+    hists = [np.array([3], np.int64), np.array([1, 3, 5], np.int64), np.asarray(rec.sequences_[2], np.int64)]
+    assert len(hists[2]) > 4  # longer than the window: the long-term term reads the rest
+
+    def both() -> tuple[np.ndarray, np.ndarray]:
+        fast = np.concatenate([model.score(np.array([0]), [h]) for h in hists])
+        with monkeypatch.context() as m:
+            m.setattr(sasrec_module, "_NUMPY_ROWS", 0)
+            slow = np.concatenate([model.score(np.array([0]), [h]) for h in hists])
+        return fast, slow
+
+    fast, slow = both()
+    np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-5)
+    # after a grown table and an online step the numpy weights follow the parameters
+    model.grow(rec.n_users, model.n_items_ + 2)
+    model.online_lr = 1e-2
+    model.learn(OnlineBatch(np.array([1]), np.array([model.n_items_ - 1]), np.ones(1, np.float32),
+                            np.ones(1, np.float32), [hists[1]]))
+    fast2, slow2 = both()
+    assert fast2.shape[1] == fast.shape[1] + 2
+    np.testing.assert_allclose(fast2, slow2, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(fast2[:, :-2], fast)
+
+
+@pytest.mark.parametrize("scope", ["items", "all"])
+def test_online_scope_decides_what_learn_moves(groups_df: pd.DataFrame, scope: str) -> None:
+    rec = Recommender(model="sasrec", seed=0, online=OnlineConfig(enabled=False),
+                      **{**SMALL, "epochs": 2, "online_lr": 1e-2, "online_scope": scope}).fit(groups_df)
+    before = _params(rec)
+    _model(rec).learn(OnlineBatch(np.array([1, 2]), np.array([7, 4]), np.ones(2, np.float32), np.ones(2, np.float32),
+                                  [np.array([1, 3, 5], np.int64), np.array([0, 2], np.int64)]))
+    after = _params(rec)
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert {"item", "bias"} <= moved
+    if scope == "items":
+        assert moved == {"item", "bias"}
+    else:
+        assert any(k.startswith("blocks.") for k in moved)
+
+
 def test_invalid_hyperparameters_are_refused() -> None:
     with pytest.raises(ConfigError, match="max_len"):
         SASRec(max_len=0)
@@ -143,6 +190,8 @@ def test_invalid_hyperparameters_are_refused() -> None:
         SASRec(dim=30, n_heads=4)
     with pytest.raises(ConfigError, match="dropout"):
         SASRec(dropout=1.0)
+    with pytest.raises(ConfigError, match="online_scope"):
+        SASRec(online_scope="blocks")
 
 
 @pytest.mark.slow
