@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/serving.py [--duration 4] [--rounds 3] [--million-items 1000000]
                                       [--markdown docs/serving_bench.md]
+    # only the batched events route (and the ceiling) at concurrency 8, reusing a fit:
+    .venv/bin/python bench/serving.py --routes events_batch --concurrency 8 --million-items 0 \
+                                      --trials 0 --fit-cache /tmp/recloop-bench-mf
 
 One run:
 
@@ -12,6 +15,8 @@ One run:
 3. loads it from this process over 127.0.0.1 with a small asyncio HTTP/1.1 keep-alive
    client at concurrency 1, 8 and 32 (bounded: ``--duration`` seconds and
    ``--max-requests`` per scenario), rounds interleaved, the median round reported;
+   ``POST /events`` bodies come from a pool encoded before timing (``--pool``), so the
+   client, on the same cores, spends little per request;
 4. measures event-to-effect latency (``POST /events`` answered → the next ``/recommend``
    for that user reflects it);
 5. serves a synthetic 1,000,000-item dot-product catalogue and measures ``/recommend``
@@ -266,7 +271,11 @@ def child_million(port: int, n_items: int, kind: str, report: str, nprobe: int) 
 
 
 # ---------------------------------------------------------------- scenarios
-def scenarios(users: list[str], event_users: list[str], items: list[str], batch: int) -> dict[str, Callable[[random.Random], bytes]]:
+def scenarios(users: list[str], event_users: list[str], items: list[str], batch: int, pool: int = 0,
+              seed: int = 0) -> dict[str, Callable[[random.Random], bytes]]:
+    """Request makers by route. With ``pool`` > 0 the ``POST /events`` requests are drawn
+    from ``pool`` requests encoded here, before any timing, so the load client (on the
+    same cores as the server) does not pay random choices and JSON encoding per request."""
     def recommend(r: random.Random) -> bytes:
         return get(f"/recommend?user_id={r.choice(users)}&k=10")
 
@@ -276,12 +285,25 @@ def scenarios(users: list[str], event_users: list[str], items: list[str], batch:
     def event(r: random.Random) -> dict[str, Any]:
         return {"user_id": r.choice(event_users), "item_id": r.choice(items), "type": "click"}
 
+    def one(r: random.Random) -> bytes:
+        return post("/events", event(r))
+
+    def many(r: random.Random) -> bytes:
+        return post("/events", {"events": [event(r) for _ in range(batch)]})
+
+    def pooled(make: Callable[[random.Random], bytes]) -> Callable[[random.Random], bytes]:
+        if pool <= 0:
+            return make
+        gen = random.Random(seed)
+        bodies = [make(gen) for _ in range(pool)]
+        return lambda r: bodies[r.randrange(len(bodies))]
+
     return {
         "constant": lambda r: get("/bench/constant"),
         "recommend": recommend,
         "predict": predict,
-        "events": lambda r: post("/events", event(r)),
-        "events_batch": lambda r: post("/events", {"events": [event(r) for _ in range(batch)]}),
+        "events": pooled(one),
+        "events_batch": pooled(many),
     }
 
 
@@ -359,7 +381,13 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median round is reported")
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--batch", type=int, default=1000, help="events per batched POST /events")
-    ap.add_argument("--trials", type=int, default=200, help="event-to-effect trials")
+    ap.add_argument("--routes", default="constant,recommend,predict,events,events_batch",
+                    help="routes to load, comma-separated (constant, the ceiling, is always measured)")
+    ap.add_argument("--pool", type=int, default=64,
+                    help="POST /events bodies encoded before timing and drawn at random (0: build each request in the loop)")
+    ap.add_argument("--trials", type=int, default=200, help="event-to-effect trials (0: skip)")
+    ap.add_argument("--fit-cache", default=None,
+                    help="folder of a saved fit to reuse (written there when absent) instead of fitting every run")
     ap.add_argument("--million-items", type=int, default=1_000_000, help="synthetic catalogue size (0: skip)")
     ap.add_argument("--million-vectors", choices=("clustered", "isotropic"), default="clustered")
     ap.add_argument("--million-duration", type=float, default=10.0)
@@ -394,23 +422,35 @@ def main() -> int:
     from recloop.data.movielens import load_movielens_100k
 
     levels = [int(c) for c in args.concurrency.split(",")]
+    known = ("constant", "recommend", "predict", "events", "events_batch")
+    routes = ["constant"] + [r for r in (x.strip() for x in args.routes.split(",")) if r and r != "constant"]
+    bad = [r for r in routes if r not in known]
+    if bad:
+        ap.error(f"--routes: unknown {', '.join(bad)}; known: {', '.join(known)}")
     config = {"model": "mf", "data": "movielens-100k", "server": "uvicorn, 1 process (as recloop serve)",
               "client": "asyncio HTTP/1.1 keep-alive, closed loop, same machine", "duration_s": args.duration,
               "max_requests": args.max_requests, "rounds": args.rounds, "concurrency": levels, "batch": args.batch,
               "trials": args.trials, "million_items": args.million_items, "million_vectors": args.million_vectors,
-              "nprobe": args.nprobe, "k": 10, "micro_batching": not args.no_micro_batching}
+              "nprobe": args.nprobe, "k": 10, "micro_batching": not args.no_micro_batching, "routes": routes,
+              "pool": args.pool}
     results: dict[str, Any] = {"versions": versions()}
     tmp = tempfile.TemporaryDirectory(prefix="recloop-bench-")
-    df = load_movielens_100k().interactions
-    t0 = time.perf_counter()
-    rec = Recommender(model="mf", seed=0).fit(df)
-    results["fit_seconds"] = round(time.perf_counter() - t0, 1)
     model_dir = Path(tmp.name) / "mf"
+    if args.fit_cache and (Path(args.fit_cache) / "meta.json").exists():
+        rec = Recommender.load(args.fit_cache)
+        results["fit_seconds"] = None  # reused
+    else:
+        df = load_movielens_100k().interactions
+        t0 = time.perf_counter()
+        rec = Recommender(model="mf", seed=0).fit(df)
+        results["fit_seconds"] = round(time.perf_counter() - t0, 1)
+        if args.fit_cache:
+            rec.save(args.fit_cache)
     rec.save(model_dir)
     all_users = sorted(rec.users_.to_list(), key=lambda x: int(x) if x.isdigit() else 0)
     event_users, users = all_users[:100], all_users[100:]
     items = rec.items_.to_list()
-    make = scenarios(users, event_users, items, args.batch)
+    make = {k: v for k, v in scenarios(users, event_users, items, args.batch, args.pool).items() if k in routes}
     # what one engine call costs without HTTP (the part the ceiling does not pay)
     eng: dict[str, float] = {}
     for name, call in (("recommend_with_scores", lambda u: rec.recommend_with_scores(u, 10, True)),
@@ -430,7 +470,8 @@ def main() -> int:
         try:
             results[key] = measure_routes(port, make, levels, args, label="on" if batching_on else "off")
             if key == "routes":
-                results["event_to_effect"] = asyncio.run(event_to_effect(port, event_users, args.trials))
+                if args.trials > 0:
+                    results["event_to_effect"] = asyncio.run(event_to_effect(port, event_users, args.trials))
                 health = json.loads(fetch(port, "/health"))
                 metrics = fetch(port, "/metrics")
                 results["server_after"] = {
@@ -466,8 +507,9 @@ def main() -> int:
         if r:
             targets[f"{route}_c8_rps_ge_50pct_ceiling"] = r["rps_vs_ceiling"] >= 0.5
             targets[f"{route}_c8_p99_le_2x_ceiling"] = r["p99_vs_ceiling"] is not None and r["p99_vs_ceiling"] <= 2.0
-    batch_best = max((r.get("events_per_s", 0) for r in results["routes"] if r["route"] == "events_batch"), default=0)
-    targets["events_batch_ge_20k_per_s"] = batch_best >= 20_000
+    if "events_batch" in routes:
+        batch_best = max((r.get("events_per_s", 0) for r in results["routes"] if r["route"] == "events_batch"), default=0)
+        targets["events_batch_ge_20k_per_s"] = batch_best >= 20_000
     if "million" in results:
         m = results["million"]
         targets["million_p99_le_20ms"] = (m["http_c1"]["p99_ms"] or 1e9) <= 20
@@ -482,11 +524,12 @@ def main() -> int:
         if "routes_micro_batching_off" in results:
             text += ("\n### Routes with micro-batching off (same model, same run)\n\n"
                      + markdown(results["routes_micro_batching_off"], cols))
-        e = results["event_to_effect"]
-        text += ("\n### Event to effect\n\n" + markdown([{"trials": e["trials"], "reflected on next read": e["reflected_on_next_read"],
-                 "ack→effect p50 ms": e["ack_to_effect_ms"]["p50"], "ack→effect p99 ms": e["ack_to_effect_ms"]["p99"],
-                 "post→effect p50 ms": e["post_to_effect_ms"]["p50"], "post→effect p99 ms": e["post_to_effect_ms"]["p99"]}],
-                 ["trials", "reflected on next read", "ack→effect p50 ms", "ack→effect p99 ms", "post→effect p50 ms", "post→effect p99 ms"]))
+        e = results.get("event_to_effect")
+        if e:
+            text += ("\n### Event to effect\n\n" + markdown([{"trials": e["trials"], "reflected on next read": e["reflected_on_next_read"],
+                     "ack→effect p50 ms": e["ack_to_effect_ms"]["p50"], "ack→effect p99 ms": e["ack_to_effect_ms"]["p99"],
+                     "post→effect p50 ms": e["post_to_effect_ms"]["p50"], "post→effect p99 ms": e["post_to_effect_ms"]["p99"]}],
+                     ["trials", "reflected on next read", "ack→effect p50 ms", "ack→effect p99 ms", "post→effect p50 ms", "post→effect p99 ms"]))
         if "million" in results:
             m = results["million"]
             text += ("\n### 1,000,000-item catalogue\n\n" + markdown([{

@@ -18,6 +18,7 @@ from recloop.events import (
     FeedbackMapping,
     Signal,
     parse_event,
+    parse_event_columns,
     parse_events,
     parse_id,
     parse_timestamp,
@@ -191,3 +192,39 @@ def test_signals_of_the_default_mapping():
 def test_bad_mapping_settings_are_config_errors(spec):
     with pytest.raises(ConfigError):
         FeedbackMapping.from_dict(spec)
+
+
+def _same_event(got: Event, want: Event, obj: object) -> bool:
+    if isinstance(obj, dict) and obj.get("timestamp") is None:  # "now": read at a slightly different time
+        got, want = Event(*[getattr(got, f) for f in ("user_id", "item_id", "type", "value")], 0.0, got.context), \
+            Event(*[getattr(want, f) for f in ("user_id", "item_id", "type", "value")], 0.0, want.context)
+    return got == want and type(got.value) is type(want.value) is float
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(
+    valid_events, valid_events,
+    st.tuples(valid_events, st.sampled_from(sorted(FIELDS | {"extra"})), junk).map(lambda t: {**t[0], t[1]: t[2]}),
+    st.dictionaries(st.one_of(st.sampled_from(sorted(FIELDS)), st.text(max_size=5)), junk, max_size=7),
+    junk), max_size=12))
+def test_the_column_parser_gives_parse_events_results_and_errors(objs):
+    """The fast path of ``parse_event_columns`` accepts exactly what ``parse_event`` does, with the same
+    values, and a batch's first bad event raises the same error."""
+    try:
+        want = parse_events(objs, DEFAULT_MAPPING)
+    except InvalidInputError as exc:
+        with pytest.raises(InvalidInputError) as got:
+            parse_event_columns(objs, DEFAULT_MAPPING)
+        assert (got.value.field, str(got.value)) == (exc.field, str(exc))
+        return
+    cols = parse_event_columns(objs, DEFAULT_MAPPING)
+    assert len(cols) == len(want)
+    for obj, ev, w in zip(objs, cols.events(), want):
+        assert _same_event(ev, w, obj), (obj, ev, w)
+
+
+def test_the_column_parser_takes_event_objects_as_they_are():
+    ev = Event("u", "i", "view", 2.0, 5.0, {"a": 1})
+    cols = parse_event_columns([{"user_id": 1, "item_id": 2, "event": "purchase", "value": 3, "timestamp": 7}, ev])
+    assert cols.events() == [Event("1", "2", "purchase", 3.0, 7.0), ev]
+    assert cols.contexts == {1: {"a": 1}}

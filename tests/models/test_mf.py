@@ -13,6 +13,7 @@ import torch
 from recloop import Recommender
 from recloop.errors import ConfigError
 from recloop.models import OnlineBatch, create
+from recloop.models.base import Prefixes
 from recloop.models.mf import Recency, RecencyFactors, fold_in_gram, ridge_fold_in
 
 MODELS = ["mf", "lightgcn"]
@@ -152,6 +153,81 @@ def test_recency_context_of_rows_matches_the_histories() -> None:
     assert h_idx[1, 0] == 20 and h_w[1].tolist() == [1.0, 0.0, 0.0]
     e_idx, e_w = rec.from_histories([np.zeros(0, np.int64)])
     assert e_idx.tolist() == [[0, 0, 0]] and e_w.sum() == 0  # no history: no context
+
+
+def test_recency_context_of_prefixes_equals_that_of_the_histories() -> None:
+    rec = Recency(4, 0.7)
+    seqs = [[5, 6, 7, 8, 9, 10], [], [3], np.array([1, 2, 3], np.int64)]
+    ends = [6, 0, 1, 2]
+    lazy = Prefixes([seqs[0], seqs[1], seqs[2], seqs[3], seqs[0]], ends + [3], max_len=5)
+    eager = [np.array([6, 7, 8, 9, 10]), np.zeros(0, np.int64), np.array([3]), np.array([1, 2]), np.array([5, 6, 7])]
+    assert [h.tolist() for h in lazy] == [h.tolist() for h in eager]
+    assert [lazy[j].tolist() for j in (4, -1, 1)] == [[5, 6, 7], [5, 6, 7], []]
+    for a, b in zip(rec.from_histories(lazy), rec.from_histories(eager)):
+        assert torch.equal(a, b)
+
+
+def _autograd_learn(f: RecencyFactors, batch: OnlineBatch, opts: dict, rng: np.random.Generator, n_negatives: int,
+                    reg: float) -> float:
+    """``RecencyFactors.learn`` as autograd computes it (the reference for its written-out gradients)."""
+    import torch.nn.functional as F
+
+    n = len(batch.item_idx)
+    u = np.asarray(batch.user_idx, np.int64)
+    pos = torch.as_tensor(np.asarray(batch.item_idx, np.int64))
+    neg = torch.as_tensor(rng.integers(0, f.item.shape[0], size=(n, n_negatives)))
+    ci, cw = f.recency.from_histories(batch.histories)
+    pu = f.user_rows(u, batch.histories).requires_grad_(True)
+    cc = f.context[ci].requires_grad_(True)
+    qi, qj = f.item[pos].requires_grad_(True), f.item[neg].requires_grad_(True)
+    bias = f.bias if f.bias is not None else torch.zeros(f.item.shape[0])
+    bi, bj = bias[pos].requires_grad_(True), bias[neg].requires_grad_(True)
+    state = pu + torch.einsum("bl,bld->bd", cw, cc)
+    diff = ((state * qi).sum(-1) + bi).unsqueeze(1) - (torch.einsum("bd,bnd->bn", state, qj) + bj)
+    sign = torch.from_numpy(np.where(np.asarray(batch.label) > 0.5, 1.0, -1.0).astype(np.float32))
+    w = torch.as_tensor(np.asarray(batch.weight, np.float32))
+    loss = (-F.logsigmoid(sign.unsqueeze(1) * diff).mean(1) * w).sum() / n
+    loss = loss + reg * (state.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / n
+    g_pu, g_cc, g_qi, g_qj, g_bi, g_bj = torch.autograd.grad(loss, [pu, cc, qi, qj, bi, bj])
+    d = f.item.shape[1]
+    items = torch.cat([pos, neg.reshape(-1)])
+    opts["item"].step(f.item, items, torch.cat([g_qi, g_qj.reshape(-1, d)]))
+    if f.bias is not None:
+        opts["bias"].step(f.bias.unsqueeze(1), items, torch.cat([g_bi, g_bj.reshape(-1)]).unsqueeze(1))
+    live = cw.reshape(-1) > 0
+    opts["context"].step(f.context, ci.reshape(-1)[live], g_cc.reshape(-1, d)[live])
+    in_table = (u >= 0) & (u < f.user.shape[0])
+    opts["user"].step(f.user, torch.from_numpy(u[in_table]), g_pu[torch.from_numpy(in_table)])
+    return float(loss.detach())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_learn_takes_the_step_autograd_would(fitted: dict[str, Recommender], name: str) -> None:
+    from recloop.models.mf import new_optimizers
+
+    rec = fitted[name]
+    src = _factors(rec)
+    n_users, n_items = src.user.shape[0], src.item.shape[0]
+    mine, ref = (RecencyFactors.from_state(src.get_state(), src.recency, src.fold_in_reg) for _ in range(2))
+    for f in (mine, ref):
+        f.grow(n_users + 3, n_items, torch.Generator().manual_seed(0))  # three users beyond the trained table
+    opts_mine, opts_ref = new_optimizers(0.05), new_optimizers(0.05)
+    data = np.random.default_rng(1)
+    for step in range(3):
+        n = 300
+        users = data.integers(0, n_users + 3, n)
+        hist = [data.integers(0, n_items, data.integers(0, 15)) for _ in range(n)]
+        batch = OnlineBatch(users, data.integers(0, n_items, n), (data.random(n) > 0.2).astype(np.float32),
+                            (data.random(n) * 3).astype(np.float32), hist)
+        a = mine.learn(batch, opts_mine, np.random.default_rng(step), 4, 1e-3)
+        b = _autograd_learn(ref, batch, opts_ref, np.random.default_rng(step), 4, 1e-3)
+        assert a == pytest.approx(b, rel=1e-5)
+    for key in ("user", "item", "context", "bias"):
+        if getattr(ref, key) is None:
+            assert getattr(mine, key) is None
+            continue
+        torch.testing.assert_close(getattr(mine, key), getattr(ref, key), rtol=0, atol=1e-6)
+        torch.testing.assert_close(opts_mine[key].state, opts_ref[key].state, rtol=1e-5, atol=1e-7)
 
 
 def test_batched_fold_in_equals_one_solve_per_history() -> None:

@@ -22,7 +22,8 @@ import torch
 from recloop.data.dataset import as_interactions
 from recloop.data.vocab import Vocab
 from recloop.errors import InvalidInputError, NotFittedError
-from recloop.events import DEFAULT_MAPPING, Event, FeedbackMapping, parse_event, parse_id, parse_value
+from recloop.events import (DEFAULT_MAPPING, Event, EventColumns, FeedbackMapping, parse_event, parse_event_columns,
+                            parse_id, parse_value)
 from recloop.models import FitOptions, RecModel, TrainData, create
 from recloop.online import OnlineConfig, OnlineLearner
 
@@ -165,7 +166,7 @@ class Recommender:
             for r in ok:
                 seq_pos[r] = counter[u[r]]
                 counter[u[r]] += 1
-            self._learner.seed_reservoir(u[ok], i[ok], lambda uu, j: np.asarray(seqs[uu][max(0, seq_pos[ok[j]] - 50):seq_pos[ok[j]]], np.int64))
+            self._learner.seed_reservoir(u[ok], i[ok], lambda uu, j: seqs[uu][max(0, seq_pos[ok[j]] - 50):seq_pos[ok[j]]])
         return self
 
     # ------------------------------------------------------------------ serving
@@ -344,54 +345,102 @@ class Recommender:
     def update(self, events: Event | Mapping[str, Any] | Sequence[Mapping[str, Any] | Event] | pd.DataFrame) -> int:
         """Learn from feedback: one event, a list, or a DataFrame. Returns the number applied.
 
-        Before this returns, every event is in its user's history and seen items
+        A batch is all-or-nothing: every event is validated before any is applied. Before
+        this returns, every event is in its user's history and seen items
         (read-your-writes); the parameter step follows within ``max_delay_ms``.
         """
         self._check_fitted()
-        parsed = self._parse_events(events)
+        cols = self._parse_events(events)
         with self._lock:
-            for ev in parsed:
-                self._apply(ev)
-            self.events_applied_ += len(parsed)
+            self._apply_columns(cols)
+            self.events_applied_ += len(cols)
             if self._learner is not None:
                 self._learner.added()
-        return len(parsed)
+        return len(cols)
 
-    def _parse_events(self, events: Any) -> list[Event]:
+    def _parse_events(self, events: Any) -> EventColumns:
         types = self.feedback.types
         if isinstance(events, Event):
-            return [events]
+            return _columns_of([events])
         if isinstance(events, pd.DataFrame):
             records = events.to_dict("records")
-            # an empty cell (NaN) means "not given": value defaults to 1.0, timestamp to now
-            return [parse_event({k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v))},
-                                types, prefix=f"events[{n}].") for n, r in enumerate(records)]
+            if events.isna().to_numpy().any():
+                # an empty cell (NaN) means "not given": value defaults to 1.0, timestamp to now
+                records = [{k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v))} for r in records]
+            return parse_event_columns(records, types)
         if isinstance(events, Mapping):
-            return [parse_event(events, types)]
+            return _columns_of([parse_event(events, types)])
         if isinstance(events, (list, tuple)):
-            return [e if isinstance(e, Event) else parse_event(e, types, prefix=f"events[{n}].") for n, e in enumerate(events)]
+            return parse_event_columns(events, types)
         raise InvalidInputError("events", f"must be an event, a list of events or a DataFrame, got {type(events).__name__}")
 
-    def _apply(self, ev: Event) -> None:
-        uidx = self.users_.add(ev.user_id)
-        iidx = self.items_.add(ev.item_id)
-        if uidx >= len(self.sequences_):
-            self.sequences_.append([])
-            self.seen_.append(set())
-        if iidx >= len(self.item_counts_):  # geometric growth: adding items one by one stays linear
-            grown = np.zeros(max(2 * len(self.item_counts_), iidx + 1, 64))
+    def _signals(self, cols: EventColumns) -> tuple[list[float], list[float], list[bool]]:
+        """Per event: the learner's label and weight, and whether it is a positive interaction
+        (history, popularity). Raises before anything is applied if a type is unknown."""
+        fb = self.feedback
+        if type(fb) is not FeedbackMapping:  # a subclass may weigh events its own way: ask it per event
+            labels, weights, positive = [], [], []
+            for ev in cols.events():
+                sig = fb.signal(ev)
+                p = fb.is_positive(ev)
+                labels.append(1.0 if p and sig.label > 0.5 else (1.0 if ev.type == "rating" else 0.0))
+                weights.append(sig.weight)
+                positive.append(p)
+            return labels, weights, positive
+        # the mapping's signal depends on the type only, except for a rating (its value)
+        table: dict[str, tuple[float, float, bool]] = {}
+        for t in set(cols.types):
+            if t != "rating":
+                sig = fb.signals.get(t) or fb.signal(Event("", "", t))  # an unknown type raises here
+                table[t] = (1.0 if sig.label > 0.5 else 0.0, sig.weight, sig.label > 0.5)
+        rows = [table.get(t) for t in cols.types]
+        if "rating" in cols.types:
+            rows = [r if r is not None else (1.0, fb.signal(Event("", "", "rating", v)).weight, True)
+                    for r, v in zip(rows, cols.values)]
+        labels, weights, positive = (list(c) for c in zip(*rows)) if rows else ([], [], [])
+        return labels, weights, positive
+
+    def _apply_columns(self, cols: EventColumns) -> None:
+        """Apply validated events in order (caller holds ``_lock``): vocabularies, histories,
+        seen items, popularity; then queue them for the learner in one call."""
+        n = len(cols)
+        if n == 0:
+            return
+        labels, weights, positive = self._signals(cols)  # raises on an unknown type: nothing is applied yet
+        uadd, iadd = self.users_.add, self.items_.add
+        uidx = [uadd(x) for x in cols.user_ids]
+        iidx = [iadd(x) for x in cols.item_ids]
+        seqs, seen = self.sequences_, self.seen_
+        while len(seqs) < len(self.users_):
+            seqs.append([])
+            seen.append(set())
+        n_items = len(self.items_)
+        if n_items > len(self.item_counts_):  # geometric growth: adding items a few at a time stays linear
+            grown = np.zeros(max(2 * len(self.item_counts_), n_items, 64))
             grown[: len(self.item_counts_)] = self.item_counts_
             self.item_counts_ = grown
-        sig = self.feedback.signal(ev)
-        history = np.asarray(self.sequences_[uidx][-self.online_config.history_len:], np.int64)
-        self.seen_[uidx].add(iidx)
-        positive = self.feedback.is_positive(ev)
-        if positive:
-            self.sequences_[uidx].append(iidx)
-            self.item_counts_[iidx] += 1
-        if self._learner is not None:
-            self._learner.add(uidx, iidx, 1.0 if positive and sig.label > 0.5 else (1.0 if ev.type == "rating" else 0.0),
-                              sig.weight, history)
+        learning = self._learner is not None and self._learner.config.enabled
+        hist: list[list[int]] = []
+        ends: list[int] = []
+        liked: list[int] = []
+        for u, i, p in zip(uidx, iidx, positive):
+            s = seqs[u]
+            if learning:  # the event's history is the user's sequence before it, read at step time
+                hist.append(s)
+                ends.append(len(s))
+            seen[u].add(i)
+            if p:
+                s.append(i)
+                liked.append(i)
+        if len(liked) > 8:
+            np.add.at(self.item_counts_, liked, 1.0)
+        else:
+            counts = self.item_counts_
+            for i in liked:
+                counts[i] += 1.0
+        if learning:
+            assert self._learner is not None
+            self._learner.add_many(uidx, iidx, labels, weights, hist, ends)
 
     def flush(self) -> None:
         """Apply every queued parameter step now."""
@@ -485,6 +534,13 @@ class Recommender:
         rec.fitted_ = True
         rec._learner = rec._make_learner()
         return rec
+
+
+def _columns_of(events: Sequence[Event]) -> EventColumns:
+    out = EventColumns([], [], [], [], [])
+    for ev in events:
+        out.append(ev)
+    return out
 
 
 def _to_torch(obj: Any) -> Any:

@@ -9,6 +9,7 @@ only says how to turn a batch into a loss and how to score.
 from __future__ import annotations
 
 import abc
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from torch import nn
 
 from recloop.training.options import FitOptions, set_threads
 
-__all__ = ["FitOptions", "OnlineBatch", "RecModel", "RowAdagrad", "TrainData", "set_threads"]
+__all__ = ["FitOptions", "OnlineBatch", "Prefixes", "RecModel", "RowAdagrad", "TrainData", "set_threads"]
 
 
 @dataclass
@@ -58,6 +59,56 @@ class TrainData:
 
     def item_counts(self) -> np.ndarray:
         return np.bincount(self.item_idx[self.positives], minlength=self.n_items).astype(np.float64)
+
+
+class Prefixes(Sequence[np.ndarray]):
+    """Histories given as prefixes of append-only sequences, read when a model needs them.
+
+    Row ``r`` is ``seqs[r][max(0, ends[r] - max_len):ends[r]]`` as an int64 array: the
+    last ``max_len`` items before position ``ends[r]`` of a list (or array) that only
+    ever grows at its end, so reading it at step time gives what it held when the event
+    came. The online learner hands a step's histories this way instead of copying one
+    array per event; ``tails`` gives every row's last items in one pass.
+
+    >>> seq = [5, 6, 7]
+    >>> h = Prefixes([seq, seq], [1, 3], max_len=2)
+    >>> seq.append(8)
+    >>> [x.tolist() for x in h], h.tails(1)[0].tolist(), h.tails(1)[1].tolist()
+    ([[5], [6, 7]], [1, 1], [5, 7])
+    """
+
+    __slots__ = ("_ends", "_seqs", "max_len")
+
+    def __init__(self, seqs: Sequence[Sequence[int] | np.ndarray], ends: Sequence[int], max_len: int) -> None:
+        if len(seqs) != len(ends):
+            raise ValueError(f"seqs and ends differ in length: {len(seqs)} vs {len(ends)}")
+        self._seqs = seqs
+        self._ends = ends
+        self.max_len = max_len
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    def _row(self, seq: Sequence[int] | np.ndarray, end: int) -> np.ndarray:
+        return np.asarray(seq[max(0, end - self.max_len):end], np.int64)
+
+    def __getitem__(self, r: Any) -> Any:
+        if isinstance(r, slice):
+            return Prefixes(self._seqs[r], self._ends[r], self.max_len)
+        return self._row(self._seqs[r], int(self._ends[r]))
+
+    def __iter__(self) -> Any:
+        row = self._row
+        return (row(s, int(e)) for s, e in zip(self._seqs, self._ends))
+
+    def tails(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's last ``min(length, max_len)`` items: (n,) counts and their concatenation
+        (rows in order, each oldest first)."""
+        k = min(length, self.max_len)
+        parts = [s[e - k if e > k else 0:e] for s, e in zip(self._seqs, self._ends)]
+        lens = np.fromiter(map(len, parts), np.int64, len(parts))
+        flat = np.fromiter(itertools.chain.from_iterable(parts), np.int64, int(lens.sum()))
+        return lens, flat
 
 
 @dataclass
@@ -162,6 +213,25 @@ def grow_rows(weight: torch.Tensor, n_rows: int, init_std: float, generator: tor
     return torch.cat([weight.detach(), extra], 0)
 
 
+def unique_rows(rows: torch.Tensor, n_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(rows, return_inverse=True)`` for indices into a table of ``n_rows`` rows
+    (sorted distinct rows, and each index's position among them); without a sort when the
+    table is small next to ``rows``.
+
+    >>> unique_rows(torch.tensor([3, 1, 3]), 5)
+    (tensor([1, 3]), tensor([1, 0, 1]))
+    """
+    if n_rows <= 4 * len(rows):
+        touched = torch.zeros(n_rows, dtype=torch.bool)
+        touched[rows] = True
+        uniq = touched.nonzero().squeeze(1)
+        where = torch.empty(n_rows, dtype=torch.long)
+        where[uniq] = torch.arange(len(uniq))
+        return uniq, where[rows]
+    uniq, inv = torch.unique(rows, return_inverse=True)
+    return uniq, inv
+
+
 class RowAdagrad:
     """Row-sparse Adagrad on a growable 2-D parameter: only touched rows change.
 
@@ -181,9 +251,12 @@ class RowAdagrad:
 
     def step(self, weight: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor) -> None:
         """``weight[rows] -= lr * grad / sqrt(acc)``; duplicate rows are summed first."""
+        uniq, inv = unique_rows(rows, weight.shape[0])
+        self.step_summed(weight, uniq, torch.zeros(len(uniq), grad.shape[1], dtype=grad.dtype).index_add_(0, inv, grad))
+
+    def step_summed(self, weight: torch.Tensor, uniq: torch.Tensor, g: torch.Tensor) -> None:
+        """``step`` given distinct ``uniq`` rows and each one's summed gradient ``g``."""
         self.grow(weight.shape[0])
-        uniq, inv = torch.unique(rows, return_inverse=True)
-        g = torch.zeros(len(uniq), grad.shape[1], dtype=grad.dtype).index_add_(0, inv, grad)
         acc = self.state[uniq] + g.pow(2).mean(1)
         self.state[uniq] = acc
         with torch.no_grad():

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from recloop.errors import ConfigError, NotFittedError
-from recloop.models.base import (FitOptions, OnlineBatch, RecModel, RowAdagrad, TrainData, as_long,
-                                 grow_rows, seed_everything)
+from recloop.models.base import (FitOptions, OnlineBatch, Prefixes, RecModel, RowAdagrad, TrainData, as_long,
+                                 grow_rows, seed_everything, unique_rows)
 from recloop.models.registry import register
 
 
@@ -57,14 +57,20 @@ class Recency:
 
     def from_histories(self, histories: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """(batch, length) indices, most recent first, and (batch, length) weights."""
-        idx = np.zeros((len(histories), self.length), np.int64)
-        mask = np.zeros((len(histories), self.length), np.float32)
-        tails = [np.asarray(h[-self.length:], np.int64)[::-1] for h in histories]
-        lens = np.fromiter((len(t) for t in tails), np.int64, len(tails))
-        if lens.sum():
-            rows = np.repeat(np.arange(len(tails)), lens)
-            cols = np.arange(len(rows)) - np.repeat(np.cumsum(lens) - lens, lens)
-            idx[rows, cols] = np.concatenate(tails)
+        n = len(histories)
+        idx = np.zeros((n, self.length), np.int64)
+        mask = np.zeros((n, self.length), np.float32)
+        if isinstance(histories, Prefixes):  # the online learner's histories: no array per row
+            lens, flat = histories.tails(self.length)
+        else:
+            tails = [np.asarray(h[-self.length:], np.int64) for h in histories]
+            lens = np.fromiter((len(t) for t in tails), np.int64, n)
+            flat = np.concatenate(tails) if n else np.zeros(0, np.int64)
+        if len(flat):
+            # each row's items oldest first in ``flat``; column 0 is the most recent
+            rows = np.repeat(np.arange(n), lens)
+            cols = np.repeat(np.cumsum(lens), lens) - 1 - np.arange(len(flat))
+            idx[rows, cols] = flat
             mask[rows, cols] = 1.0
         return torch.from_numpy(idx), self._weights(torch.from_numpy(mask))
 
@@ -149,7 +155,7 @@ class RecencyFactors:
         in_table = (u >= 0) & (u < self.user.shape[0])
         out = torch.zeros(len(u), self.user.shape[1])
         if in_table.all():
-            out = self.user[torch.from_numpy(u)]
+            out = self.user.index_select(0, torch.from_numpy(u))
         elif in_table.any():
             out[torch.from_numpy(in_table)] = self.user[torch.from_numpy(u[in_table])]
         cold = ~((u >= 0) & (u < self.n_trained_users))
@@ -189,41 +195,62 @@ class RecencyFactors:
               reg: float) -> float:
         """One BPR step on the touched rows only: the events' users, items, sampled negatives
         and the context rows of each user's recent items, with row-wise Adagrad. A negative
-        label (a skip) pushes the item below the sampled ones instead."""
+        label (a skip) pushes the item below the sampled ones instead.
+
+        The loss (returned) is ``sum_b w_b mean_k -log sigmoid(s_b (x_bi - x_bj_k)) / n`` plus
+        ``reg (|state|^2 + |q_i|^2 + |q_j|^2) / n``, with ``x = <state, q> + bias`` and ``s_b``
+        +1 for a positive, -1 for a negative; its gradients are written out (the same as
+        autograd's, ``tests/models/test_mf.py`` checks) because on a step of a few thousand
+        rows the autograd graph costs more than the arithmetic.
+        """
         n = len(batch.item_idx)
         if n == 0:
             return 0.0
+        k = n_negatives
         u = np.asarray(batch.user_idx, np.int64)
         pos = as_long(batch.item_idx)
-        neg = as_long(rng.integers(0, self.item.shape[0], size=(n, n_negatives)))
+        neg = as_long(rng.integers(0, self.item.shape[0], size=(n, k)))
         ci, cw = self.recency.from_histories(batch.histories)
-        pu = self.user_rows(u, batch.histories).requires_grad_(True)
-        cc = self.context[ci].requires_grad_(True)
-        qi = self.item[pos].requires_grad_(True)
-        qj = self.item[neg].requires_grad_(True)
-        bias = self.bias if self.bias is not None else torch.zeros(self.item.shape[0])
-        bi = bias[pos].requires_grad_(True)
-        bj = bias[neg].requires_grad_(True)
-        state = pu + torch.einsum("bl,bld->bd", cw, cc)
-        diff = ((state * qi).sum(-1) + bi).unsqueeze(1) - (torch.einsum("bd,bnd->bn", state, qj) + bj)
-        sign = torch.from_numpy(np.where(np.asarray(batch.label) > 0.5, 1.0, -1.0).astype(np.float32))
-        w = torch.as_tensor(np.asarray(batch.weight, np.float32))
-        loss = (-F.logsigmoid(sign.unsqueeze(1) * diff).mean(1) * w).sum() / n
-        loss = loss + reg * (state.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / n
-        g_pu, g_cc, g_qi, g_qj, g_bi, g_bj = torch.autograd.grad(loss, [pu, cc, qi, qj, bi, bj])
-        d = self.item.shape[1]
-        items = torch.cat([pos, neg.reshape(-1)])
-        opts["item"].step(self.item, items, torch.cat([g_qi, g_qj.reshape(-1, d)]))
-        self.invalidate()
-        if self.bias is not None:
-            opts["bias"].step(self.bias.unsqueeze(1), items, torch.cat([g_bi, g_bj.reshape(-1)]).unsqueeze(1))
-        live = cw.reshape(-1) > 0
-        if live.any():
-            opts["context"].step(self.context, ci.reshape(-1)[live], g_cc.reshape(-1, d)[live])
-        in_table = (u >= 0) & (u < self.user.shape[0])
-        if in_table.any():
-            opts["user"].step(self.user, torch.from_numpy(u[in_table]), g_pu[torch.from_numpy(in_table)])
-        return float(loss.detach())
+        with torch.no_grad():
+            d = self.item.shape[1]
+            items = torch.cat([pos, neg.reshape(-1)])
+            q = self.item.index_select(0, items)                  # positives, then k negatives per event
+            qi, qj = q[:n], q[n:].view(n, k, d)
+            state = self.user_rows(u, batch.histories) + F.embedding_bag(ci, self.context, per_sample_weights=cw, mode="sum")
+            b = self.bias.index_select(0, items) if self.bias is not None else torch.zeros(len(items))
+            diff = ((state * qi).sum(-1) + b[:n]).unsqueeze(1) - (torch.bmm(qj, state.unsqueeze(2)).squeeze(2) + b[n:].view(n, k))
+            sign = torch.from_numpy(np.where(np.asarray(batch.label) > 0.5, 1.0, -1.0).astype(np.float32))
+            w = torch.as_tensor(np.asarray(batch.weight, np.float32))
+            x = sign.unsqueeze(1) * diff                          # (n, k)
+            flat_s, flat_q = state.reshape(-1), q.reshape(-1)
+            loss = (-F.logsigmoid(x).mean(1) * w).sum() / n + reg * (flat_s.dot(flat_s) + flat_q.dot(flat_q)) / n
+            # gradients: dd = d loss / d diff, then through state = p_u + sum_l w_l c_l, q and the biases
+            dd = torch.sigmoid(-x) * (-(sign * w) / (k * n)).unsqueeze(1)
+            dsum = dd.sum(1, keepdim=True)
+            c = 2.0 * reg / n
+            g_state = torch.addcmul(state * c, dsum, qi) - torch.bmm(dd.unsqueeze(1), qj).squeeze(1)
+            g_q = q.mul_(c)  # q is a copy and not read again: its buffer takes the item gradients
+            g_q[:n].addcmul_(dsum, state)
+            g_q[n:].view(n, k, d).addcmul_(dd.unsqueeze(2), state.unsqueeze(1), value=-1.0)
+            opts["item"].step(self.item, items, g_q)
+            self.invalidate()
+            if self.bias is not None:
+                opts["bias"].step(self.bias.unsqueeze(1), items, torch.cat([dsum.squeeze(1), -dd.reshape(-1)]).unsqueeze(1))
+            flat_w = cw.reshape(-1)
+            live = torch.nonzero(flat_w > 0).squeeze(1)
+            if len(live):
+                # context row r gets sum over (event b, slot l) holding r of w_bl * d loss / d state_b:
+                # a sparse (rows x events) matrix times g_state, without an (n * length, d) copy
+                rows, inv = unique_rows(ci.reshape(-1)[live], self.context.shape[0])
+                spread = torch.sparse_coo_tensor(torch.stack([inv, live // cw.shape[1]]), flat_w[live], (len(rows), n),
+                                                 check_invariants=False)
+                opts["context"].step_summed(self.context, rows, torch.sparse.mm(spread, g_state))
+            in_table = (u >= 0) & (u < self.user.shape[0])
+            if in_table.all():
+                opts["user"].step(self.user, torch.from_numpy(u), g_state)
+            elif in_table.any():
+                opts["user"].step(self.user, torch.from_numpy(u[in_table]), g_state[torch.from_numpy(in_table)])
+        return float(loss)
 
     def get_state(self) -> dict[str, Any]:
         out: dict[str, Any] = {"user": self.user.clone(), "item": self.item.clone(), "context": self.context.clone(),

@@ -14,15 +14,25 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from recloop.models.base import OnlineBatch, RecModel
+from recloop.models.base import OnlineBatch, Prefixes, RecModel
 
 log = logging.getLogger(__name__)
 _LIVE: weakref.WeakSet[OnlineLearner] = weakref.WeakSet()
+#: a history source: a user's item sequence (list or array) that only grows at its end
+Hist = Sequence[int] | np.ndarray
+
+
+def _column(chunks: list[Any], k: int, dtype: type) -> np.ndarray:
+    """Column ``k`` of every queued chunk as one array."""
+    if len(chunks) == 1:
+        return np.asarray(chunks[0][k], dtype)
+    return np.concatenate([np.asarray(c[k], dtype) for c in chunks])
 
 
 @atexit.register
@@ -86,9 +96,13 @@ class OnlineLearner:
         self.config = config
         self.lock = lock
         self._rng = np.random.default_rng(config.seed)
-        self._queue: list[tuple[int, int, float, float, np.ndarray]] = []
+        # queued events in chunks (one per add / add_many): columns (users, items, labels,
+        # weights, seqs, ends); histories are read at step time as ``Prefixes``
+        self._queue: list[tuple[Sequence[int], Sequence[int], Sequence[float], Sequence[float], Sequence[Hist], Sequence[int]]] = []
+        self._pending = 0
+        self._qlock = threading.Lock()  # add vs the step's swap of the queue
         self._oldest = 0.0
-        self._reservoir: list[tuple[int, int, float, float, np.ndarray]] = []
+        self._reservoir: list[tuple[int, int, float, float, Hist, int]] = []
         self._seen_total = 0
         self.steps = 0
         self.step_ms: list[float] = []
@@ -104,11 +118,29 @@ class OnlineLearner:
         """
         if not self.config.enabled:
             return
-        if not self._queue:
-            self._oldest = time.perf_counter()
-        entry = (user_idx, item_idx, label, weight, history[-self.config.history_len:])
-        self._queue.append(entry)
-        self._remember(entry)
+        hist = history[-self.config.history_len:]
+        self.add_many([user_idx], [item_idx], [label], [weight], [hist], [len(hist)])
+
+    def add_many(self, users: Sequence[int], items: Sequence[int], labels: Sequence[float], weights: Sequence[float],
+                 seqs: Sequence[Hist], ends: Sequence[int]) -> None:
+        """Queue a batch of events, in order; then call ``added`` once.
+
+        Event ``r``'s history (the user's items before it) is ``seqs[r][:ends[r]]``, read
+        at step time: ``seqs[r]`` must only grow at its end from now on (the engine's
+        per-user sequences do), so what is read then is what it held at ``ends[r]``.
+        The caller serialises calls.
+        """
+        n = len(users)
+        if not self.config.enabled or n == 0:
+            return
+        if not (len(items) == len(labels) == len(weights) == len(seqs) == len(ends) == n):
+            raise ValueError("add_many: every column must have one entry per event")
+        with self._qlock:
+            if not self._pending:
+                self._oldest = time.perf_counter()
+            self._queue.append((users, items, labels, weights, seqs, ends))
+            self._pending += n
+        self._remember(users, items, labels, weights, seqs, ends)
 
     def added(self) -> None:
         """Apply the stepping policy once after one or many ``add`` calls (one ``update``).
@@ -116,7 +148,7 @@ class OnlineLearner:
         Checking once per call, not per event, lets a batch of events become one larger
         step, which costs far less than many small ones.
         """
-        n = len(self._queue)
+        n = self._pending
         if not n:
             return
         if not self.config.background:
@@ -129,44 +161,70 @@ class OnlineLearner:
             if n == 1 or n >= self.config.max_batch:
                 self._wake.set()
 
-    def seed_reservoir(self, users: np.ndarray, items: np.ndarray, histories: Callable[[int, int], np.ndarray]) -> None:
-        """Fill the reservoir from the fitted history (a uniform sample of it)."""
+    def seed_reservoir(self, users: np.ndarray, items: np.ndarray, histories: Callable[[int, int], Hist]) -> None:
+        """Fill the reservoir from the fitted history (a uniform sample of it).
+
+        ``histories(user, row)`` gives the user's items before that row (an array, or a
+        list that is not changed afterwards).
+        """
         n = len(users)
         take = self._rng.choice(n, size=min(n, self.config.reservoir_size), replace=False) if n else []
         for j in take:
-            self._reservoir.append((int(users[j]), int(items[j]), 1.0, 1.0, histories(int(users[j]), int(j))))
+            h = histories(int(users[j]), int(j))
+            self._reservoir.append((int(users[j]), int(items[j]), 1.0, 1.0, h, len(h)))
         self._seen_total = n
 
-    def _remember(self, entry: tuple[int, int, float, float, np.ndarray]) -> None:
-        self._seen_total += 1
-        if len(self._reservoir) < self.config.reservoir_size:
-            self._reservoir.append(entry)
-        else:
-            j = int(self._rng.integers(0, self._seen_total))
-            if j < self.config.reservoir_size:
-                self._reservoir[j] = entry
+    def _remember(self, users: Sequence[int], items: Sequence[int], labels: Sequence[float], weights: Sequence[float],
+                  seqs: Sequence[Hist], ends: Sequence[int]) -> None:
+        """Reservoir sampling (algorithm R) of the events, in order."""
+        n = len(users)
+        size = self.config.reservoir_size
+        res = self._reservoir
+        fill = min(n, max(0, size - len(res)))
+        if fill:
+            users, items, labels, weights = (c.tolist() if isinstance(c, np.ndarray) else c for c in (users, items, labels, weights))
+            res.extend(zip(users[:fill], items[:fill], labels[:fill], weights[:fill], seqs[:fill], ends[:fill]))
+        if fill < n:
+            # event r is the t-th seen: it replaces a uniform slot j < t when j < size (one draw
+            # per event, in order: the same draws whether the events come one by one or at once)
+            first = self._seen_total + fill + 1
+            if n - fill <= 8:
+                slots = [int(self._rng.integers(0, t)) for t in range(first, self._seen_total + n + 1)]
+            else:
+                slots = self._rng.integers(0, np.arange(first, self._seen_total + n + 1)).tolist()
+            for r, j in enumerate(slots, fill):
+                if j < size:
+                    res[j] = (int(users[r]), int(items[r]), float(labels[r]), float(weights[r]), seqs[r], int(ends[r]))
+        self._seen_total += n
 
     def _overdue(self) -> bool:
-        return bool(self._queue) and (time.perf_counter() - self._oldest) * 1000 >= self.config.max_delay_ms
+        return bool(self._pending) and (time.perf_counter() - self._oldest) * 1000 >= self.config.max_delay_ms
 
     # ------------------------------------------------------------------ stepping
     def flush(self) -> int:
         """Learn from everything queued now; returns the number of new events learned."""
         with self.lock:
-            fresh, self._queue = self._queue, []  # one atomic swap: add() may run meanwhile
-            if not fresh:
+            with self._qlock:  # one atomic swap: add() may run meanwhile
+                chunks, self._queue = self._queue, []
+                n_fresh, self._pending = self._pending, 0
+            if not n_fresh:
                 return 0
             if self.sizes is not None:
                 self.model.grow(*self.sizes())
-            n_replay = int(round(len(fresh) * self.config.replay_ratio))
-            picked = [self._reservoir[j] for j in self._rng.integers(0, len(self._reservoir), n_replay)] if n_replay and self._reservoir else []
-            entries = fresh + picked
+            n_replay = int(round(n_fresh * self.config.replay_ratio))
+            picked = [self._reservoir[j] for j in self._rng.integers(0, len(self._reservoir), n_replay).tolist()] \
+                if n_replay and self._reservoir else []
+            if picked:
+                chunks.append(tuple(zip(*picked)))  # type: ignore[arg-type]
+            seqs: list[Hist] = []
+            ends: list[int] = []
+            for c in chunks:
+                seqs.extend(c[4])
+                ends.extend(c[5])
             batch = OnlineBatch(
-                user_idx=np.fromiter((e[0] for e in entries), np.int64, len(entries)),
-                item_idx=np.fromiter((e[1] for e in entries), np.int64, len(entries)),
-                label=np.fromiter((e[2] for e in entries), np.float32, len(entries)),
-                weight=np.fromiter((e[3] for e in entries), np.float32, len(entries)),
-                histories=[e[4] for e in entries],
+                user_idx=_column(chunks, 0, np.int64), item_idx=_column(chunks, 1, np.int64),
+                label=_column(chunks, 2, np.float32), weight=_column(chunks, 3, np.float32),
+                histories=Prefixes(seqs, ends, self.config.history_len),
             )
             t0 = time.perf_counter()
             self.model.learn(batch)
@@ -174,10 +232,10 @@ class OnlineLearner:
             if len(self.step_ms) > 10_000:
                 del self.step_ms[:5_000]
             self.steps += 1
-            return len(fresh)
+            return n_fresh
 
     def pending(self) -> int:
-        return len(self._queue)
+        return self._pending
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -192,9 +250,9 @@ class OnlineLearner:
         while not self._stop.is_set():
             self._wake.wait(timeout=1.0)
             self._wake.clear()
-            while self._queue and not self._stop.is_set():
+            while self._pending and not self._stop.is_set():
                 due = self._oldest + budget * 0.5 - time.perf_counter()
-                if len(self._queue) >= self.config.max_batch or due <= 0:
+                if self._pending >= self.config.max_batch or due <= 0:
                     try:
                         self.flush()
                     except Exception:  # keep serving; the next step retries with fresh events

@@ -52,7 +52,9 @@ def router(state: ServingState) -> APIRouter:
             for n, event in enumerate(events):
                 if not isinstance(event, dict):
                     raise ApiError(422, f"events[{n}]", "must be a JSON object")
-                _check_ids(event, f"events[{n}].")
+                # only a float id needs the check: the common (string, integer) case costs two lookups
+                if isinstance(event.get("user_id"), float) or isinstance(event.get("item_id"), float):
+                    _check_ids(event, f"events[{n}].")
             payload = events
         elif isinstance(body, dict):
             _check_ids(body, "")
