@@ -220,29 +220,24 @@ class Recommender:
 
     @staticmethod
     def _top_rows(scores: np.ndarray, seen: Sequence[np.ndarray], k: int, exclude_seen: bool) -> list[list[int]]:
-        """Top-``k`` item indices of each row, best first (ties keep index order).
+        """Top-``k`` item indices of each row, best first.
 
-        One argpartition and one argsort over the whole block; a row with fewer than
-        ``k`` recommendable items returns what it has.
+        Per row, one argpartition and a sort of its ``k`` candidates (cheaper than the
+        block-wide version for a request's few rows); a row with fewer than ``k``
+        recommendable items returns what it has.
         """
         if exclude_seen:
             for r, ex in enumerate(seen):
                 if len(ex):
                     scores[r, ex] = -np.inf
-        n_rows, n_items = scores.shape
-        n_ok = np.isfinite(scores).sum(1)
-        out: list[list[int]] = [[] for _ in range(n_rows)]
-        full = n_ok >= k
-        if k < n_items and full.any():
-            block = -scores[full]
-            part = np.argpartition(block, k - 1, axis=1)[:, :k]
-            order = np.argsort(np.take_along_axis(block, part, 1), axis=1, kind="stable")
-            for r, top in zip(np.flatnonzero(full).tolist(), np.take_along_axis(part, order, 1).tolist()):
-                out[r] = top
-        for r in np.flatnonzero(~full | (k >= n_items)).tolist():
-            row = scores[r]
-            ok = np.flatnonzero(np.isfinite(row))
-            out[r] = ok[np.argsort(-row[ok], kind="stable")][:k].tolist()
+        out: list[list[int]] = []
+        n_items = scores.shape[1]
+        for row in scores:
+            finite = np.isfinite(row)
+            neg = np.where(finite, -row, np.inf)  # what cannot be recommended sorts last
+            top = np.argpartition(neg, k - 1)[:k] if k < n_items else np.arange(n_items)
+            top = top[np.argsort(neg[top], kind="stable")]
+            out.append(top[finite[top]].tolist())
         return out
 
     def recommend(self, user_id: object, k: int = 10, exclude_seen: bool = True) -> list[str]:

@@ -171,11 +171,33 @@ class RecencyFactors:
 
     def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
         """(batch, n_items) float32 scores."""
+        fast = self._score_few(np.asarray(user_idx, np.int64), histories)
+        if fast is not None:
+            return fast
         with torch.no_grad():
             states = self.states(user_idx, histories)
             if self.bias is None:
                 return (states @ self.item.T).numpy()
             return torch.addmm(self.bias, states, self.item.T).numpy()
+
+    def _score_few(self, u: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray | None:
+        """``score`` in numpy for a few users with a trained row (a request's worth): the
+        same sums without torch's per-operation overhead; None when it does not apply."""
+        if len(u) > 4 or not len(u) or not bool(np.all((u >= 0) & (u < min(self.n_trained_users, self.user.shape[0])))):
+            return None
+        length = self.recency.length
+        base = self.recency.base.numpy()
+        context = self.context.detach().numpy()
+        states = self.user.detach().numpy()[u].copy()
+        for r, h in enumerate(histories):
+            recent = np.asarray(h[-length:], np.int64)[::-1]  # most recent first, as the weights
+            if len(recent):
+                w = base[:len(recent)]
+                states[r] += (w / max(float(w.sum()), 1e-12)) @ context[recent]
+        out: np.ndarray = states @ self.item.detach().numpy().T
+        if self.bias is not None:
+            out += self.bias.detach().numpy()
+        return out.astype(np.float32, copy=False)
 
     def grow(self, n_users: int, n_items: int, generator: torch.Generator) -> None:
         """New users get a zero row (their fold-in is their start); new items small random
