@@ -96,6 +96,20 @@ def test_new_ids_get_a_row_and_are_scored(fitted):
     assert 0.0 <= fitted.predict_proba("newcomer", "brand-new", 0.5) <= 1.0
 
 
+def test_grown_items_start_low_and_distinct(fitted):
+    """An item nobody has met yet starts near the fitted rare items, below the items the
+    user's group meets, and new rows are not copies of one another."""
+    model = fitted.model_
+    n = fitted.n_items
+    model.grow(fitted.n_users, n + 3)
+    rows = model.net.item.detach()[n + 1:]
+    assert rows.shape[0] == 3 and not torch.allclose(rows[0], rows[1])
+    user = fitted.users_.get("3")
+    scores = model.score(np.array([user]), [np.asarray(fitted.sequences_[user], np.int64)])[0]
+    own_group = [fitted.items_.get(str(i)) for i in range(1, 100, 2) if fitted.items_.get(str(i)) >= 0]
+    assert scores[n:].max() < np.median(scores[own_group])
+
+
 def test_predict_proba_is_a_probability_for_known_and_unknown_ids(fitted):
     model = fitted.model_
     p = model.predict_proba(np.asarray([3, -1, 3, -1, 10_000]), np.asarray([5, 5, -1, -1, 10_000]), None)

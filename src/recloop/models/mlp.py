@@ -170,6 +170,7 @@ class ClickMLP(RecModel):
         self._dense_opt: torch.optim.Adam | None = None
         self._learn_calls = 0
         self._item_cache: torch.Tensor | None = None
+        self.new_item_row_ = torch.zeros(dim)
         self.explicit_ = False
 
     # ------------------------------------------------------------------ fit
@@ -249,6 +250,9 @@ class ClickMLP(RecModel):
             for row in report["history"]:
                 row["valid_log_loss"] = -row.pop("valid_ndcg@10")
         self._item_cache = None
+        counts = np.bincount(np.asarray(data.item_idx, np.int64), minlength=data.n_items)
+        rare = np.flatnonzero(counts <= np.quantile(counts, 0.25)) if len(counts) else np.zeros(0, np.int64)
+        self.new_item_row_ = net.item.detach()[torch.from_numpy(rare + 1)].mean(0) if len(rare) else net.item.detach()[0].clone()
         return report
 
     # ------------------------------------------------------------------ serving
@@ -319,14 +323,22 @@ class ClickMLP(RecModel):
         self._learn_calls = 0
 
     def grow(self, n_users: int, n_items: int) -> None:
-        """New users and items start as copies of the learned unknown row."""
+        """New users start as copies of the learned unknown user. New items start near the
+        mean row of the rarest quarter of the fitted items, with a little noise: an item
+        nobody has met yet should not outrank what the user is known to meet (as copies of
+        the unknown, average item, they cost the replay HR@10 0.0741 -> 0.0717), and
+        ``learn`` moves a row once users meet it."""
         super().grow(n_users, n_items)
         if self.net is None:
             return
-        for nm, n in (("user", n_users), ("item", n_items)):
-            w = getattr(self.net, nm).detach()
-            if n + 1 > w.shape[0]:
-                setattr(self.net, nm, nn.Parameter(torch.cat([w, w[:1].expand(n + 1 - w.shape[0], -1)], 0)))
+        w = self.net.user.detach()
+        if n_users + 1 > w.shape[0]:
+            self.net.user = nn.Parameter(torch.cat([w, w[:1].expand(n_users + 1 - w.shape[0], -1)], 0))
+        w = self.net.item.detach()
+        if n_items + 1 > w.shape[0]:
+            g = torch.Generator().manual_seed(self.seed * 7919 + n_items)
+            extra = self.new_item_row_ + torch.randn(n_items + 1 - w.shape[0], self.dim, generator=g) * 0.01
+            self.net.item = nn.Parameter(torch.cat([w, extra], 0))
         self._item_cache = None
 
     def learn(self, batch: OnlineBatch) -> float:
@@ -390,7 +402,8 @@ class ClickMLP(RecModel):
                 "user_opt": self._user_opt.get_state(), "item_opt": self._item_opt.get_state(),
                 "dense_opt": None if self._dense_opt is None else self._dense_opt.state_dict(),
                 "dense_grads": [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in net.dense_parameters()],
-                "learn_calls": self._learn_calls, "explicit": self.explicit_, "n_fit_users": self.n_fit_users_}
+                "learn_calls": self._learn_calls, "explicit": self.explicit_, "n_fit_users": self.n_fit_users_,
+                "new_item_row": self.new_item_row_.clone()}
 
     def set_state(self, state: dict[str, Any]) -> None:
         w = state["net"]
@@ -400,6 +413,7 @@ class ClickMLP(RecModel):
         net.load_state_dict(w)
         self.n_users_, self.n_items_ = int(state["n_users"]), int(state["n_items"])
         self.n_fit_users_ = int(state.get("n_fit_users", self.n_users_))
+        self.new_item_row_ = state["new_item_row"].clone() if "new_item_row" in state else net.item.detach()[0].clone()
         self.feature_mean_ = mean
         self.feature_std_ = np.asarray(state["feature_std"], np.float32)
         self._user_opt.set_state(state["user_opt"])
