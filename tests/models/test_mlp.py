@@ -110,6 +110,19 @@ def test_grown_items_start_low_and_distinct(fitted):
     assert scores[n:].max() < np.median(scores[own_group])
 
 
+def test_few_pairs_numpy_path_equals_the_torch_path(fitted):
+    model = fitted.model_
+    rng = np.random.default_rng(0)
+    users = rng.integers(-1, fitted.n_users, 40)
+    items = rng.integers(-1, fitted.n_items, 40)
+    feats = rng.random((40, 1)).astype(np.float32)
+    for f in (feats, None):
+        whole = model.predict_proba(users, items, f)  # 40 rows: torch
+        parts = np.concatenate([model.predict_proba(users[s:s + 8], items[s:s + 8], None if f is None else f[s:s + 8])
+                                for s in range(0, 40, 8)])  # 8 rows: numpy
+        np.testing.assert_allclose(parts, whole, rtol=1e-5, atol=1e-6)
+
+
 def test_predict_proba_is_a_probability_for_known_and_unknown_ids(fitted):
     model = fitted.model_
     p = model.predict_proba(np.asarray([3, -1, 3, -1, 10_000]), np.asarray([5, 5, -1, -1, 10_000]), None)
