@@ -167,15 +167,20 @@ def plot_windows(results: list[ReplayResult], path: str, metric: str = "hr") -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=(11, 4.5), dpi=110)
+    models = list(dict.fromkeys(r.model for r in results))
+    colours = plt.get_cmap("tab10" if len(models) <= 10 else "tab20")
     for r in results:
         xs = [w["start"] for w in r.windows]
-        ax.plot(xs, [w[metric] for w in r.windows], label=f"{r.model} {r.mode} ({metric}@10 {getattr(r, metric):.3f})")
+        # one colour per model, a line style per mode: static dashed, online solid
+        style = "--" if r.mode == "static" else ":" if r.mode.startswith("retrain") else "-"
+        ax.plot(xs, [w[metric] for w in r.windows], style, color=colours(models.index(r.model) % colours.N),
+                label=f"{r.model} {r.mode} ({metric}@10 {getattr(r, metric):.3f})")
     ax.set_xlabel("replayed events")
     ax.set_ylabel(f"{metric.upper()}@10 per window")
     ax.set_title("test-then-train replay")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
