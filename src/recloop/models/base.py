@@ -121,6 +121,9 @@ class OnlineBatch:
     weight: np.ndarray
     histories: Sequence[np.ndarray]
     features: np.ndarray | None = None
+    #: the first ``n_fresh`` rows are new events, the rest replayed from the reservoir
+    #: (None: all new)
+    n_fresh: int | None = None
 
 
 class RecModel(abc.ABC):

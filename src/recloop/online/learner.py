@@ -225,6 +225,7 @@ class OnlineLearner:
                 user_idx=_column(chunks, 0, np.int64), item_idx=_column(chunks, 1, np.int64),
                 label=_column(chunks, 2, np.float32), weight=_column(chunks, 3, np.float32),
                 histories=Prefixes(seqs, ends, self.config.history_len),
+                n_fresh=n_fresh,
             )
             t0 = time.perf_counter()
             self.model.learn(batch)
