@@ -161,7 +161,7 @@ class RecModel(abc.ABC):
     def can_personalise(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
         """(batch,) bool: which users ``score`` ranks better than popularity.
 
-        The engine gives the others its live popularity. Default: every user.
+        The engine gives the others its recent popularity. Default: every user.
         """
         return np.ones(len(user_idx), bool)
 

@@ -333,7 +333,7 @@ class ClickMLP(RecModel):
 
     def can_personalise(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Only users with a row from ``fit``: a row grown online from a few events ranks
-        worse than the engine's live popularity (replay: 0.039 vs 0.073 HR@10)."""
+        worse than the engine's popularity (replay: 0.039 vs 0.073 HR@10)."""
         return np.asarray(user_idx) < getattr(self, "n_fit_users_", self.n_users_)
 
     # ------------------------------------------------------------------ online
