@@ -62,12 +62,13 @@ class RecentCounts:
             self.values[:n_items] = np.bincount(np.asarray(items, np.int64), weights=w, minlength=n_items)[:n_items]
 
     def scores(self, n_items: int, counts: np.ndarray) -> np.ndarray:
-        """(n_items,) float32 ranking scores: recent popularity, ties broken by all-time ``counts``."""
+        """(n_items,) float32 ranking scores: recent popularity, ties broken by all-time
+        ``counts`` (one per item)."""
         v = np.zeros(n_items)
-        m = min(n_items, len(self.values))
+        m = min(n_items, len(self.values))  # items seen only in non-positive events have no count yet
         v[:m] = self.values[:m]
         top = float(v.max()) if n_items else 0.0
-        tie = np.log1p(counts[:n_items]) if len(counts) >= n_items else np.log1p(np.pad(counts, (0, n_items - len(counts))))
+        tie = np.log1p(counts)
         if not self.half_life or top <= 0:
             return tie.astype(np.float32)
         out: np.ndarray = (v / top + 1e-6 * tie).astype(np.float32)

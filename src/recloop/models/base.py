@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recloop.errors import ConfigError
 from recloop.training.options import FitOptions, set_threads
 
 __all__ = ["FitOptions", "OnlineBatch", "Prefixes", "RecModel", "RowAdagrad", "TrainData", "set_threads"]
@@ -109,6 +110,21 @@ class Prefixes(Sequence[np.ndarray]):
         lens = np.fromiter(map(len, parts), np.int64, len(parts))
         flat = np.fromiter(itertools.chain.from_iterable(parts), np.int64, int(lens.sum()))
         return lens, flat
+
+
+
+def check_positive(**values: float) -> None:
+    """Raise ``ConfigError`` naming the first hyperparameter that is not > 0."""
+    for name, v in values.items():
+        if not v > 0:
+            raise ConfigError(f"{name} must be > 0, got {v!r}")
+
+
+def check_positive_ints(**values: int) -> None:
+    """Raise ``ConfigError`` naming the first hyperparameter that is not an integer > 0."""
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ConfigError(f"{name} must be a positive integer, got {v!r}")
 
 
 @dataclass

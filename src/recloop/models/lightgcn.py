@@ -22,9 +22,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from recloop.errors import ConfigError
-from recloop.models.base import FitOptions, TrainData, as_long, seed_everything
-from recloop.models.mf import Recency, RecencyFactors, RecencyFactorsModel, check_positive, new_optimizers
+from recloop.models.base import (
+    FitOptions,
+    TrainData,
+    as_long,
+    check_positive,
+    seed_everything,
+)
+from recloop.models.mf import (
+    Recency,
+    RecencyFactors,
+    RecencyFactorsModel,
+    new_optimizers,
+)
 from recloop.models.registry import register
 
 
@@ -105,19 +115,10 @@ class LightGCN(RecencyFactorsModel):
                  recency_decay: float = 0.8, patience: int = 5, fold_in_reg: float = 0.5, online_lr: float = 0.05,
                  online_negatives: int = 4) -> None:
         super().__init__(seed)
-        check_positive(dim=dim, layers=layers, epochs=epochs, lr=lr, batch_size=batch_size, n_negatives=n_negatives,
-                       history_len=history_len, recency_decay=recency_decay, patience=patience, fold_in_reg=fold_in_reg,
-                       online_lr=online_lr, online_negatives=online_negatives)
-        if reg < 0 or recency_decay > 1:
-            raise ConfigError(f"reg must be >= 0 and recency_decay <= 1, got reg={reg!r}, recency_decay={recency_decay!r}")
-        self.dim, self.layers, self.epochs, self.lr, self.reg = dim, layers, epochs, lr, reg
-        self.batch_size, self.n_negatives, self.patience = batch_size, n_negatives, patience
-        self.history_len, self.recency_decay, self.fold_in_reg = history_len, recency_decay, fold_in_reg
-        self.online_lr, self.online_negatives = online_lr, online_negatives
-        self.recency = Recency(history_len, recency_decay)
-        self.factors_: RecencyFactors | None = None
-        self._opts = new_optimizers(online_lr)
-        self._steps = 0
+        check_positive(layers=layers)
+        self.layers = layers
+        self._init_factors(dim, epochs, lr, reg, batch_size, n_negatives, history_len, recency_decay, patience,
+                           fold_in_reg, online_lr, online_negatives)
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:

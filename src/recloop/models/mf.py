@@ -28,16 +28,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from recloop.errors import ConfigError, NotFittedError
-from recloop.models.base import (FitOptions, OnlineBatch, Prefixes, RecModel, RowAdagrad, TrainData, as_long,
-                                 grow_rows, seed_everything, unique_rows)
+from recloop.models.base import (
+    FitOptions,
+    OnlineBatch,
+    Prefixes,
+    RecModel,
+    RowAdagrad,
+    TrainData,
+    as_long,
+    check_positive,
+    grow_rows,
+    seed_everything,
+    unique_rows,
+)
 from recloop.models.registry import register
-
-
-def check_positive(**values: float) -> None:
-    """Raise ``ConfigError`` naming the first hyperparameter that is not > 0."""
-    for name, v in values.items():
-        if not v > 0:
-            raise ConfigError(f"{name} must be > 0, got {v!r}")
 
 
 class Recency:
@@ -188,7 +192,7 @@ class RecencyFactors:
         length = self.recency.length
         base = self.recency.base.numpy()
         context = self.context.detach().numpy()
-        states = self.user.detach().numpy()[u].copy()
+        states = self.user.detach().numpy()[u]  # indexing copies
         for r, h in enumerate(histories):
             recent = np.asarray(h[-length:], np.int64)[::-1]  # most recent first, as the weights
             if len(recent):
@@ -309,6 +313,24 @@ class RecencyFactorsModel(RecModel):
     _opts: dict[str, RowAdagrad]
     _steps: int
 
+    def _init_factors(self, dim: int, epochs: int, lr: float, reg: float, batch_size: int, n_negatives: int,
+                      history_len: int, recency_decay: float, patience: int, fold_in_reg: float, online_lr: float,
+                      online_negatives: int) -> None:
+        """Validate and keep the hyperparameters the subclasses share; empty online state."""
+        check_positive(dim=dim, epochs=epochs, lr=lr, batch_size=batch_size, n_negatives=n_negatives,
+                       history_len=history_len, recency_decay=recency_decay, patience=patience, fold_in_reg=fold_in_reg,
+                       online_lr=online_lr, online_negatives=online_negatives)
+        if reg < 0 or recency_decay > 1:
+            raise ConfigError(f"reg must be >= 0 and recency_decay <= 1, got reg={reg!r}, recency_decay={recency_decay!r}")
+        self.dim, self.epochs, self.lr, self.reg = dim, epochs, lr, reg
+        self.batch_size, self.n_negatives, self.patience = batch_size, n_negatives, patience
+        self.history_len, self.recency_decay, self.fold_in_reg = history_len, recency_decay, fold_in_reg
+        self.online_lr, self.online_negatives = online_lr, online_negatives
+        self.recency = Recency(history_len, recency_decay)
+        self.factors_ = None
+        self._opts = new_optimizers(online_lr)
+        self._steps = 0
+
     # ------------------------------------------------------------------ serving
     def _factors(self) -> RecencyFactors:
         if self.factors_ is None:
@@ -386,19 +408,8 @@ class MF(RecencyFactorsModel):
                  batch_size: int = 1024, n_negatives: int = 16, history_len: int = 10, recency_decay: float = 0.8,
                  patience: int = 4, fold_in_reg: float = 0.5, online_lr: float = 0.05, online_negatives: int = 4) -> None:
         super().__init__(seed)
-        check_positive(dim=dim, epochs=epochs, lr=lr, batch_size=batch_size, n_negatives=n_negatives,
-                       history_len=history_len, recency_decay=recency_decay, patience=patience, fold_in_reg=fold_in_reg,
-                       online_lr=online_lr, online_negatives=online_negatives)
-        if reg < 0 or recency_decay > 1:
-            raise ConfigError(f"reg must be >= 0 and recency_decay <= 1, got reg={reg!r}, recency_decay={recency_decay!r}")
-        self.dim, self.epochs, self.lr, self.reg = dim, epochs, lr, reg
-        self.batch_size, self.n_negatives, self.patience = batch_size, n_negatives, patience
-        self.history_len, self.recency_decay, self.fold_in_reg = history_len, recency_decay, fold_in_reg
-        self.online_lr, self.online_negatives = online_lr, online_negatives
-        self.recency = Recency(history_len, recency_decay)
-        self.factors_: RecencyFactors | None = None
-        self._opts = new_optimizers(online_lr)
-        self._steps = 0
+        self._init_factors(dim, epochs, lr, reg, batch_size, n_negatives, history_len, recency_decay, patience,
+                           fold_in_reg, online_lr, online_negatives)
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:

@@ -54,7 +54,17 @@ from torch import nn
 
 from recloop.errors import ConfigError, InvalidInputError, NotFittedError
 from recloop.evaluation.click import prior_click_share
-from recloop.models.base import (FitOptions, OnlineBatch, RecModel, RowAdagrad, TrainData, as_long, seed_everything)
+from recloop.models.base import (
+    FitOptions,
+    OnlineBatch,
+    RecModel,
+    RowAdagrad,
+    TrainData,
+    as_long,
+    check_positive,
+    check_positive_ints,
+    seed_everything,
+)
 from recloop.models.registry import register
 from recloop.training import TrainConfig, train
 from recloop.training.validate import validation_ndcg
@@ -156,18 +166,13 @@ class ClickMLP(RecModel):
                  valid_fraction: float = 0.05,
                  online_lr: float = 0.01, dense_every: int = 16, dense_lr: float = 1e-4) -> None:
         super().__init__(seed)
-        for nm, v in (("dim", dim), ("epochs", epochs), ("batch_size", batch_size), ("patience", patience),
-                      ("dense_every", dense_every)):
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ConfigError(f"{nm} must be a positive integer, got {v!r}")
+        check_positive_ints(dim=dim, epochs=epochs, batch_size=batch_size, patience=patience, dense_every=dense_every)
         hidden = tuple(int(x) for x in hidden)
         if not hidden or min(hidden) <= 0:
             raise ConfigError(f"hidden must be a non-empty list of positive widths, got {hidden!r}")
         if isinstance(n_negatives, bool) or not isinstance(n_negatives, int) or n_negatives < 0:
             raise ConfigError(f"n_negatives must be an integer >= 0, got {n_negatives!r}")
-        for nm, f in (("lr", lr), ("online_lr", online_lr), ("dense_lr", dense_lr)):
-            if not f > 0:
-                raise ConfigError(f"{nm} must be positive, got {f!r}")
+        check_positive(lr=lr, online_lr=online_lr, dense_lr=dense_lr)
         if weight_decay < 0 or neg_weight < 0:
             raise ConfigError(f"weight_decay and neg_weight must be >= 0, got {weight_decay}, {neg_weight}")
         if not 0 <= valid_fraction < 1:

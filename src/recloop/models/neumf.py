@@ -48,8 +48,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from recloop.errors import ConfigError, NotFittedError
-from recloop.models.base import (FitOptions, OnlineBatch, RecModel, RowAdagrad, TrainData, as_long, cosine_lr,
-                                 grow_rows, seed_everything)
+from recloop.models.base import (
+    FitOptions,
+    OnlineBatch,
+    RecModel,
+    RowAdagrad,
+    TrainData,
+    as_long,
+    check_positive,
+    check_positive_ints,
+    cosine_lr,
+    grow_rows,
+    seed_everything,
+)
 from recloop.models.mf import Recency
 from recloop.models.registry import register
 from recloop.training import TrainConfig, train
@@ -152,11 +163,8 @@ class NeuMF(RecModel):
                  pretrain: bool = False, pretrain_epochs: int = 6, alpha: float = 0.5,
                  online_lr: float = 0.01, dense_every: int = 16, dense_lr: float = 1e-4) -> None:
         super().__init__(seed)
-        for nm, v in (("gmf_dim", gmf_dim), ("mlp_dim", mlp_dim), ("epochs", epochs), ("batch_size", batch_size),
-                      ("n_negatives", n_negatives), ("patience", patience), ("pretrain_epochs", pretrain_epochs),
-                      ("dense_every", dense_every)):
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ConfigError(f"{nm} must be a positive integer, got {v!r}")
+        check_positive_ints(gmf_dim=gmf_dim, mlp_dim=mlp_dim, epochs=epochs, batch_size=batch_size, n_negatives=n_negatives,
+                            patience=patience, pretrain_epochs=pretrain_epochs, dense_every=dense_every)
         layers = tuple(int(x) for x in layers)
         if not layers or min(layers) <= 0:
             raise ConfigError(f"layers must be a non-empty list of positive widths, got {layers!r}")
@@ -164,9 +172,7 @@ class NeuMF(RecModel):
             raise ConfigError(f"history_len must be an integer >= 0, got {history_len!r}")
         if not 0 < recency_decay <= 1:
             raise ConfigError(f"recency_decay must be in (0, 1], got {recency_decay!r}")
-        for nm, f in (("lr", lr), ("online_lr", online_lr), ("dense_lr", dense_lr)):
-            if not f > 0:
-                raise ConfigError(f"{nm} must be > 0, got {f!r}")
+        check_positive(lr=lr, online_lr=online_lr, dense_lr=dense_lr)
         if not reg >= 0:
             raise ConfigError(f"reg must be >= 0, got {reg!r}")
         if not 0 <= alpha <= 1:

@@ -33,9 +33,15 @@ from scipy.special import erf as _erf
 from torch import nn
 
 from recloop.errors import ConfigError, NotFittedError
-from recloop.models.base import FitOptions, OnlineBatch, RecModel, TrainData, seed_everything
+from recloop.models.base import (
+    FitOptions,
+    OnlineBatch,
+    RecModel,
+    TrainData,
+    check_positive_ints,
+    seed_everything,
+)
 from recloop.models.registry import register
-
 
 #: up to this many users are scored in numpy one by one; more go through torch in one batch
 _NUMPY_ROWS = 4
@@ -260,11 +266,8 @@ class SASRec(RecModel):
                  future_k: int = 3, future_decay: float = 0.7, mask_seen: bool = True,
                  online_lr: float = 1e-4, online_scope: str = "items") -> None:
         super().__init__(seed)
-        for nm, v in (("dim", dim), ("n_layers", n_layers), ("n_heads", n_heads), ("ffn_dim", ffn_dim),
-                      ("max_len", max_len), ("epochs", epochs), ("batch_size", batch_size), ("patience", patience),
-                      ("future_k", future_k)):
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise ConfigError(f"{nm} must be a positive integer, got {v!r}")
+        check_positive_ints(dim=dim, n_layers=n_layers, n_heads=n_heads, ffn_dim=ffn_dim, max_len=max_len, epochs=epochs,
+                            batch_size=batch_size, patience=patience, future_k=future_k)
         if dim % n_heads:
             raise ConfigError(f"dim must be a multiple of n_heads, got dim={dim}, n_heads={n_heads}")
         if not 0.0 <= dropout < 1.0:
