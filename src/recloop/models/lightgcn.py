@@ -15,7 +15,6 @@ embeddings.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,6 @@ from torch import nn
 from recloop.models.base import (
     FitOptions,
     TrainData,
-    as_long,
     check_positive,
     seed_everything,
 )
@@ -122,7 +120,7 @@ class LightGCN(RecencyFactorsModel):
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:
-        from recloop.training import NegativeSampler, TrainConfig, bpr_loss, train
+        from recloop.training import TrainConfig, bpr_loss, train
         from recloop.training.validate import validation_ndcg
 
         rng = seed_everything(self.seed)
@@ -131,18 +129,9 @@ class LightGCN(RecencyFactorsModel):
         users, items = data.user_idx[pos], data.item_idx[pos]
         adj = normalized_adjacency(users, items, data.n_users, data.n_items)
         net = LightGCNNet(data.n_users, data.n_items, self.dim, self.layers, adj)
-        ctx_idx, ctx_w = self.recency.from_rows(users, items)
-        sampler = NegativeSampler(data.n_items)
+        batches = self._bpr_batches(users, items, data.n_items)
         self._opts = new_optimizers(self.online_lr)
         self._steps = 0
-
-        def batches(rng: np.random.Generator, epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
-            order = rng.permutation(len(users))
-            for s in range(0, len(order), self.batch_size):
-                b = order[s:s + self.batch_size]
-                tb = torch.from_numpy(b)
-                yield (as_long(users[b]), as_long(items[b]), as_long(sampler.sample(rng, (len(b), self.n_negatives))),
-                       ctx_idx[tb], ctx_w[tb])
 
         def loss_fn(batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
             u, i, j, ci, cw = batch

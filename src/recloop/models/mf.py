@@ -18,7 +18,7 @@ The recency helpers (``Recency``) are shared with ``lightgcn``.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -331,6 +331,25 @@ class RecencyFactorsModel(RecModel):
         self._opts = new_optimizers(online_lr)
         self._steps = 0
 
+    def _bpr_batches(self, users: np.ndarray, items: np.ndarray,
+                     n_items: int) -> Callable[[np.random.Generator, int], Iterator[tuple[torch.Tensor, ...]]]:
+        """An epoch's shuffled training batches of positive rows: (users, items, ``n_negatives``
+        uniform negatives each, recency-context indices, context weights)."""
+        from recloop.training import NegativeSampler
+
+        ctx_idx, ctx_w = self.recency.from_rows(users, items)
+        sampler = NegativeSampler(n_items)
+
+        def batches(rng: np.random.Generator, epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
+            order = rng.permutation(len(users))
+            for s in range(0, len(order), self.batch_size):
+                b = order[s:s + self.batch_size]
+                tb = torch.from_numpy(b)
+                yield (as_long(users[b]), as_long(items[b]), as_long(sampler.sample(rng, (len(b), self.n_negatives))),
+                       ctx_idx[tb], ctx_w[tb])
+
+        return batches
+
     # ------------------------------------------------------------------ serving
     def _factors(self) -> RecencyFactors:
         if self.factors_ is None:
@@ -413,7 +432,7 @@ class MF(RecencyFactorsModel):
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:
-        from recloop.training import NegativeSampler, TrainConfig, bpr_loss, train
+        from recloop.training import TrainConfig, bpr_loss, train
         from recloop.training.validate import validation_ndcg
 
         rng = seed_everything(self.seed)
@@ -427,16 +446,7 @@ class MF(RecencyFactorsModel):
         self._steps = 0
         pos = data.positives
         users, items = data.user_idx[pos], data.item_idx[pos]
-        ctx_idx, ctx_w = self.recency.from_rows(users, items)
-        sampler = NegativeSampler(data.n_items)
-
-        def batches(rng: np.random.Generator, epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
-            order = rng.permutation(len(users))
-            for s in range(0, len(order), self.batch_size):
-                b = order[s:s + self.batch_size]
-                tb = torch.from_numpy(b)
-                yield (as_long(users[b]), as_long(items[b]), as_long(sampler.sample(rng, (len(b), self.n_negatives))),
-                       ctx_idx[tb], ctx_w[tb])
+        batches = self._bpr_batches(users, items, data.n_items)
 
         def loss_fn(batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
             u, i, j, ci, cw = batch
