@@ -9,11 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from recloop import Recommender
 from recloop.errors import ConfigError
 from recloop.models import OnlineBatch
-from recloop.models.sasrec import SASRec
+from recloop.models.sasrec import SASRec, _shuffle_ties, _tie_runs
 from recloop.online import OnlineConfig
 
 from synthdata import synthetic
@@ -181,6 +183,50 @@ def test_online_scope_decides_what_learn_moves(groups_df: pd.DataFrame, scope: s
         assert moved == {"item", "bias"}
     else:
         assert any(k.startswith("blocks.") for k in moved)
+
+
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=30), st.integers(0, 2**32 - 1))
+def test_shuffle_ties_permutes_within_each_run_only(gaps: list[int], seed: int) -> None:
+    times = np.cumsum(gaps)
+    runs = np.concatenate([[0], np.cumsum(np.diff(times) != 0)])
+    seq = np.arange(100, 100 + len(times))
+    out = _shuffle_ties([seq], [runs], np.random.default_rng(seed))[0]
+    assert sorted(out.tolist()) == seq.tolist()
+    # every item stays among the items logged at its own timestamp, runs keep their order
+    np.testing.assert_array_equal(times[out - 100], times)
+
+
+def test_tie_runs_follow_the_fitted_sequences(groups_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recloop.models import registry
+
+    seen: dict[str, Any] = {}
+
+    class Spy(SASRec):
+        name = "sasrec_spy"
+
+        def fit(self, data: Any, options: Any) -> dict[str, Any]:
+            seen["data"], seen["runs"] = data, _tie_runs(data)
+            return super().fit(data, options)
+
+    monkeypatch.setitem(registry._REGISTRY, Spy.name, Spy)
+    # a coarse clock: many ratings share a timestamp
+    Recommender(model=Spy.name, seed=0, epochs=1, dim=8, ffn_dim=8).fit(groups_df.assign(timestamp=groups_df["timestamp"] // 120))
+    data, runs = seen["data"], seen["runs"]
+    assert runs is not None and sum(r is not None for r in runs) > 10
+    for u, (s, r) in enumerate(zip(data.sequences, runs)):
+        t = data.timestamp[(data.user_idx == u) & (data.label > 0.5)]
+        assert len(t) == len(s)
+        if r is not None:  # a new run exactly where the timestamp changes
+            np.testing.assert_array_equal(np.diff(r) == 0, np.diff(t) == 0)
+
+
+def test_shuffling_ties_changes_training_only_where_there_are_ties(groups_df: pd.DataFrame) -> None:
+    def fit(df: pd.DataFrame, shuffle: bool) -> np.ndarray:
+        return Recommender(model="sasrec", seed=0, epochs=3, shuffle_ties=shuffle).fit(df).score_all("7")[1]
+
+    np.testing.assert_array_equal(fit(groups_df, True), fit(groups_df, False))  # no ties: the same fit
+    tied = groups_df.assign(timestamp=groups_df["timestamp"] // 120)
+    assert not np.allclose(fit(tied, True), fit(tied, False))
 
 
 def test_invalid_hyperparameters_are_refused() -> None:
