@@ -11,14 +11,13 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from synthdata import synthetic
 
 from recloop import Recommender
 from recloop.errors import ConfigError
 from recloop.models import OnlineBatch
 from recloop.models.sasrec import SASRec, _shuffle_ties, _tie_runs
 from recloop.online import OnlineConfig
-
-from synthdata import synthetic
 
 # enough passes for the tiny two-groups set (60 users x 12 items) to be learned
 SMALL: dict[str, Any] = {"epochs": 30, "dim": 32, "ffn_dim": 32}
