@@ -65,6 +65,22 @@ def test_batch_scores_equal_single_scores(fitted: dict[str, Recommender], name: 
 
 
 @pytest.mark.parametrize("name", MODELS)
+def test_numpy_scoring_of_a_few_users_equals_the_torch_path(fitted: dict[str, Recommender], name: str) -> None:
+    f = _factors(fitted[name])
+    n = f.n_trained_users
+    # a trained user, and users the fit never saw (served by the fold-in of their history)
+    users = np.array([3, n, n + 1, n + 7], np.int64)
+    hist = [np.array([2, 4, 6], np.int64), np.array([1, 3, 5, 7, 9], np.int64), np.array([8], np.int64),
+            np.arange(0, 80, 2, dtype=np.int64)]
+    fast = f._score_few(users, hist)
+    assert fast is not None
+    with torch.no_grad():
+        slow = torch.addmm(f.bias, f.states(users, hist), f.item.T) if f.bias is not None else f.states(users, hist) @ f.item.T
+    np.testing.assert_allclose(fast, slow.numpy(), rtol=1e-4, atol=1e-4)
+    assert f._score_few(np.array([-1]), [hist[0]]) is None  # an unknown user goes through torch
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_save_load_round_trips(fitted: dict[str, Recommender], name: str, tmp_path) -> None:
     rec = fitted[name]
     rec.save(tmp_path / "snap")

@@ -104,8 +104,12 @@ def fold_in_gram(items: torch.Tensor, reg: float) -> torch.Tensor:
     return items.T @ items / max(len(items), 1) * 10.0 + torch.eye(items.shape[1]) * reg
 
 
+#: the fold-in reads a new user's last this many items
+FOLD_IN_LEN = 200
+
+
 def ridge_fold_in(items: torch.Tensor, histories: Sequence[np.ndarray], gram: torch.Tensor,
-                  max_len: int = 200) -> torch.Tensor:
+                  max_len: int = FOLD_IN_LEN) -> torch.Tensor:
     """(batch, d) ALS fold-in: argmin_p sum_{h} (1 - <p, q_h>)^2 + 10 * mean_i <p, q_i>^2 + reg |p|^2,
     with ``gram = fold_in_gram(items, reg)``; one batched solve for all histories."""
     tails = [np.asarray(h[-max_len:], np.int64) for h in histories]
@@ -185,20 +189,29 @@ class RecencyFactors:
             return torch.addmm(self.bias, states, self.item.T).numpy()
 
     def _score_few(self, u: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray | None:
-        """``score`` in numpy for a few users with a trained row (a request's worth): the
-        same sums without torch's per-operation overhead; None when it does not apply."""
-        if len(u) > 4 or not len(u) or not bool(np.all((u >= 0) & (u < min(self.n_trained_users, self.user.shape[0])))):
+        """``score`` in numpy for a few known users (a request's worth): the same sums, and
+        for users the fit never saw the same fold-in solve, without torch's per-operation
+        overhead; None when it does not apply."""
+        if len(u) > 4 or not len(u) or not bool(np.all(u >= 0)):
             return None
         length = self.recency.length
         base = self.recency.base.numpy()
         context = self.context.detach().numpy()
-        states = self.user.detach().numpy()[u]  # indexing copies
-        for r, h in enumerate(histories):
+        item = self.item.detach().numpy()
+        user = self.user.detach().numpy()
+        states = np.zeros((len(u), item.shape[1]), np.float32)
+        for r, (x, h) in enumerate(zip(u.tolist(), histories)):
+            if x < user.shape[0]:
+                states[r] = user[x]
+            if x >= self.n_trained_users:  # as ridge_fold_in, for one history
+                q = item[np.asarray(h[-FOLD_IN_LEN:], np.int64)]
+                if len(q):
+                    states[r] += np.linalg.solve(q.T @ q + self._fold_in_gram().numpy(), q.sum(0))
             recent = np.asarray(h[-length:], np.int64)[::-1]  # most recent first, as the weights
             if len(recent):
                 w = base[:len(recent)]
                 states[r] += (w / max(float(w.sum()), 1e-12)) @ context[recent]
-        out: np.ndarray = states @ self.item.detach().numpy().T
+        out: np.ndarray = states @ item.T
         if self.bias is not None:
             out += self.bias.detach().numpy()
         return out.astype(np.float32, copy=False)
