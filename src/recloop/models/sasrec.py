@@ -173,8 +173,10 @@ class _NumpyWeights:
 
 
 def _layer_norm(x: np.ndarray, p: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
-    c = x - x.mean(-1, keepdims=True)
-    out: np.ndarray = c / np.sqrt(np.mean(c * c, -1, keepdims=True) + p[2]) * p[0] + p[1]
+    # sums scaled by 1/d: ndarray.mean's Python-level wrapper costs more than the maths here
+    inv = np.float32(1.0 / x.shape[-1])
+    c = x - x.sum(-1, keepdims=True) * inv
+    out: np.ndarray = c / np.sqrt(np.square(c).sum(-1, keepdims=True) * inv + np.float32(p[2])) * p[0] + p[1]
     return out
 
 

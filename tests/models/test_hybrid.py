@@ -1,0 +1,107 @@
+"""``hybrid``: its scores are the weighted blend of its parts', a dot product, and both parts
+learn online. The shared contract is in ``tests/test_conformance.py``."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from synthdata import synthetic
+
+from recloop import Recommender
+from recloop.errors import ConfigError
+from recloop.models import OnlineBatch
+from recloop.models.hybrid import Hybrid
+
+SMALL: dict[str, Any] = {"sasrec": {"epochs": 30, "dim": 32, "ffn_dim": 32}}
+
+
+@pytest.fixture(scope="module")
+def groups_df() -> pd.DataFrame:
+    return synthetic()
+
+
+@pytest.fixture(scope="module")
+def fitted(groups_df: pd.DataFrame) -> Recommender:
+    return Recommender(model="hybrid", seed=0, **SMALL).fit(groups_df)
+
+
+def _model(rec: Recommender) -> Hybrid:
+    assert isinstance(rec.model_, Hybrid)
+    return rec.model_
+
+
+def _cases(rec: Recommender) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Two trained users and two the fit never saw (rows beyond the tables), with histories."""
+    n = rec.n_users
+    users = np.array([0, 7, n, n + 3], np.int64)
+    hist = [np.asarray(rec.sequences_[0], np.int64), np.asarray(rec.sequences_[7], np.int64),
+            np.array([1, 3, 5], np.int64), np.array([2, 4, 6, 8, 10], np.int64)]
+    return users, hist
+
+
+@pytest.mark.parametrize("rows", [1, 4, 6])  # numpy paths (few rows) and torch paths (more)
+def test_scores_are_the_weighted_blend_of_the_parts(fitted: Recommender, rows: int) -> None:
+    model = _model(fitted)
+    users, hist = _cases(fitted)
+    users, hist = np.resize(users, rows), [hist[r % len(hist)] for r in range(rows)]
+    expected = 0.7 * model.parts["sasrec"].score(users, hist) + 0.3 * model.parts["mf"].score(users, hist)
+    np.testing.assert_allclose(model.score(users, hist), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_scores_are_a_dot_product_for_the_retrieval_index(fitted: Recommender) -> None:
+    model = _model(fitted)
+    users, hist = _cases(fitted)
+    vectors, bias = model.item_vectors(), model.item_bias()
+    assert vectors is not None and bias is not None
+    assert vectors.shape == (fitted.n_items, 32 + 64)
+    via_dot = model.user_states(users, hist) @ vectors.T + bias
+    np.testing.assert_allclose(via_dot, model.score(users, hist), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("weight", "alone"), [(0.0, "sasrec"), (1.0, "mf")])
+def test_a_weight_of_zero_or_one_is_one_part_alone(groups_df: pd.DataFrame, weight: float, alone: str) -> None:
+    rec = Recommender(model="hybrid", seed=0, mf_weight=weight, **SMALL).fit(groups_df)
+    ref = Recommender(model=alone, seed=0, **SMALL.get(alone, {})).fit(groups_df)
+    for user in ("3", "8", "41"):
+        assert rec.recommend(user, k=10) == ref.recommend(user, k=10)
+
+
+def test_both_parts_learn_online(groups_df: pd.DataFrame) -> None:
+    # sasrec's online steps are off by default in the blend; turned on, both parts step
+    rec = Recommender(model="hybrid", seed=0, sasrec={**SMALL["sasrec"], "online_lr": 1e-4}).fit(groups_df)
+    model = _model(rec)
+    sas, mf = model.parts["sasrec"], model.parts["mf"]
+    before = (sas.online_steps_, mf._steps)  # type: ignore[attr-defined]
+    batch = OnlineBatch(np.array([2, 3]), np.array([4, 5]), np.ones(2, np.float32), np.ones(2, np.float32),
+                        [np.array([0, 2], np.int64), np.array([1, 3], np.int64)])
+    loss = model.learn(batch)
+    assert np.isfinite(loss) and loss > 0
+    assert (sas.online_steps_, mf._steps) == (before[0] + 1, before[1] + 1)  # type: ignore[attr-defined]
+
+
+def test_sasrec_part_takes_no_online_steps_by_default(fitted: Recommender) -> None:
+    model = _model(fitted)
+    assert model.parts["sasrec"].hyperparameters()["online_lr"] == 0.0
+    assert model.parts["mf"].hyperparameters()["online_lr"] > 0  # its own default
+
+
+def test_save_load_keeps_the_weight_and_both_parts(fitted: Recommender, tmp_path: Any) -> None:
+    fitted.save(tmp_path / "h")
+    back = Recommender.load(tmp_path / "h")
+    assert _model(back).mf_weight == 0.3
+    assert _model(back).parts["sasrec"].hyperparameters()["dim"] == 32
+    for user in ("3", "8"):
+        np.testing.assert_allclose(back.score_all(user)[1], fitted.score_all(user)[1], rtol=1e-6)
+
+
+def test_invalid_hyperparameters_are_refused() -> None:
+    with pytest.raises(ConfigError, match="mf_weight"):
+        Hybrid(mf_weight=1.5)
+    with pytest.raises(ConfigError, match="mf_weight"):
+        Hybrid(mf_weight=float("nan"))
+    with pytest.raises(ConfigError, match="sasrec"):
+        Hybrid(sasrec="big")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="max_len"):  # a part's own check, before any fit
+        Hybrid(sasrec={"max_len": 0})
