@@ -100,7 +100,8 @@ class Hybrid(RecModel):
         """(batch, d_sasrec + d_mf): each part's request-time user vector times its weight,
         so ``score == user_states @ item_vectors().T + item_bias()``."""
         self._check()
-        return np.concatenate([w * _numpy(getattr(self.parts[name], "user_states")(user_idx, histories))
+        parts: dict[str, Any] = self.parts  # both parts have user_states (not on RecModel)
+        return np.concatenate([w * _numpy(parts[name].user_states(user_idx, histories))
                                for name, w in self.weights.items()], axis=1)
 
     def item_vectors(self) -> np.ndarray | None:
