@@ -68,9 +68,10 @@ def test_a_weight_of_zero_or_one_is_one_part_alone(groups_df: pd.DataFrame, weig
         assert rec.recommend(user, k=10) == ref.recommend(user, k=10)
 
 
-def test_both_parts_learn_online(groups_df: pd.DataFrame) -> None:
-    # sasrec's online steps are off by default in the blend; turned on, both parts step
-    rec = Recommender(model="hybrid", seed=0, sasrec={**SMALL["sasrec"], "online_lr": 1e-4}).fit(groups_df)
+def test_both_parts_learn_online_when_asked(groups_df: pd.DataFrame) -> None:
+    # online steps are off by default in the blend; turned on, both parts step
+    rec = Recommender(model="hybrid", seed=0, sasrec={**SMALL["sasrec"], "online_lr": 1e-4},
+                      mf={"online_lr": 0.05}).fit(groups_df)
     model = _model(rec)
     sas, mf = model.parts["sasrec"], model.parts["mf"]
     before = (sas.online_steps_, mf._steps)  # type: ignore[attr-defined]
@@ -81,10 +82,26 @@ def test_both_parts_learn_online(groups_df: pd.DataFrame) -> None:
     assert (sas.online_steps_, mf._steps) == (before[0] + 1, before[1] + 1)  # type: ignore[attr-defined]
 
 
-def test_sasrec_part_takes_no_online_steps_by_default(fitted: Recommender) -> None:
-    model = _model(fitted)
-    assert model.parts["sasrec"].hyperparameters()["online_lr"] == 0.0
-    assert model.parts["mf"].hyperparameters()["online_lr"] > 0  # its own default
+def test_no_online_parameter_steps_by_default(groups_df: pd.DataFrame) -> None:
+    rec = Recommender(model="hybrid", seed=0, **SMALL).fit(groups_df)
+    model = _model(rec)
+    assert [model.parts[p].hyperparameters()["online_lr"] for p in ("sasrec", "mf")] == [0.0, 0.0]
+    before = {k: v.copy() for k, v in _tables(model).items()}
+    batch = OnlineBatch(np.array([2, 3]), np.array([4, 5]), np.ones(2, np.float32), np.ones(2, np.float32),
+                        [np.array([0, 2], np.int64), np.array([1, 3], np.int64)])
+    assert model.learn(batch) == 0.0
+    for k, v in _tables(model).items():
+        np.testing.assert_array_equal(v, before[k])
+    # and the state still adapts: a new event changes the next answer
+    top = rec.recommend("2", k=5)
+    rec.update({"user_id": "2", "item_id": top[0], "timestamp": 2e9})
+    assert rec.recommend("2", k=5) != top
+
+
+def _tables(model: Hybrid) -> dict[str, np.ndarray]:
+    sas, mf = model.parts["sasrec"], model.parts["mf"]
+    return {"sasrec.item": sas.item_vectors(), "mf.item": mf.item_vectors(),  # type: ignore[dict-item]
+            "mf.user": mf.factors_.user.numpy()}  # type: ignore[attr-defined]
 
 
 def test_save_load_keeps_the_weight_and_both_parts(fitted: Recommender, tmp_path: Any) -> None:

@@ -153,6 +153,20 @@ def test_hyperparameters_are_validated() -> None:
         create("mf", recency_decay=1.5)
     with pytest.raises(ConfigError, match="n_negatives"):
         create("lightgcn", n_negatives=0)
+    with pytest.raises(ConfigError, match="online_lr"):
+        create("mf", online_lr=-0.1)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_online_lr_zero_takes_no_parameter_steps(groups_df: pd.DataFrame, name: str) -> None:
+    rec = Recommender(model=name, seed=0, epochs=2, online_lr=0.0).fit(groups_df)
+    f = _factors(rec)
+    before = [t.clone() for t in (f.user, f.item, f.context)]
+    batch = OnlineBatch(np.array([2, 3]), np.array([4, 5]), np.ones(2, np.float32), np.ones(2, np.float32),
+                        [np.array([0, 2], np.int64), np.array([1, 3], np.int64)])
+    assert rec.model_.learn(batch) == 0.0
+    for b, t in zip(before, (f.user, f.item, f.context)):
+        assert torch.equal(b, t)
 
 
 def test_recency_context_of_rows_matches_the_histories() -> None:

@@ -103,7 +103,8 @@ class LightGCN(RecencyFactorsModel):
     batch_size, n_negatives : positives per step (one propagation each); uniform negatives per positive
     history_len, recency_decay : the recency context's window and per-step decay
     fold_in_reg : ridge weight of the fold-in for users without a trained row
-    online_lr, online_negatives : row-wise Adagrad rate and negatives per event online
+    online_lr, online_negatives : row-wise Adagrad rate (0: no online parameter steps) and
+        negatives per event online
     """
 
     name = "lightgcn"

@@ -332,9 +332,11 @@ class RecencyFactorsModel(RecModel):
         """Validate and keep the hyperparameters the subclasses share; empty online state."""
         check_positive(dim=dim, epochs=epochs, lr=lr, batch_size=batch_size, n_negatives=n_negatives,
                        history_len=history_len, recency_decay=recency_decay, patience=patience, fold_in_reg=fold_in_reg,
-                       online_lr=online_lr, online_negatives=online_negatives)
+                       online_negatives=online_negatives)
         if reg < 0 or recency_decay > 1:
             raise ConfigError(f"reg must be >= 0 and recency_decay <= 1, got reg={reg!r}, recency_decay={recency_decay!r}")
+        if not online_lr >= 0:
+            raise ConfigError(f"online_lr must be >= 0 (0: no online parameter steps), got {online_lr!r}")
         self.dim, self.epochs, self.lr, self.reg = dim, epochs, lr, reg
         self.batch_size, self.n_negatives, self.patience = batch_size, n_negatives, patience
         self.history_len, self.recency_decay, self.fold_in_reg = history_len, recency_decay, fold_in_reg
@@ -386,7 +388,10 @@ class RecencyFactorsModel(RecModel):
             self.factors_.grow(n_users, n_items, torch.Generator().manual_seed(self.seed + n_items))
 
     def learn(self, batch: OnlineBatch) -> float:
-        """One BPR step on the touched rows only (see ``RecencyFactors.learn``)."""
+        """One BPR step on the touched rows only (see ``RecencyFactors.learn``); none with
+        ``online_lr`` 0 (new users are still served by their history's fold-in)."""
+        if self.online_lr == 0:
+            return 0.0
         rng = np.random.default_rng((self.seed, self._steps))
         self._steps += 1
         return self._factors().learn(batch, self._opts, rng, self.online_negatives, self.reg)
@@ -431,7 +436,8 @@ class MF(RecencyFactorsModel):
     batch_size, n_negatives : positives per step; uniform negatives per positive
     history_len, recency_decay : the recency context's window and per-step decay (0 < decay <= 1)
     fold_in_reg : ridge weight of the fold-in for users without a trained row
-    online_lr, online_negatives : row-wise Adagrad rate and negatives per event online
+    online_lr, online_negatives : row-wise Adagrad rate (0: no online parameter steps) and
+        negatives per event online
     """
 
     name = "mf"
