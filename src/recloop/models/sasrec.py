@@ -17,7 +17,7 @@ NDCG@10, seed 0; the reference BCE SASRec had 0.114):
   of everything the user had before, added to each output (sampled HR@10 +0.015);
 * events that share a timestamp (a page of ratings sent at once: half of ML-100K's
   consecutive ratings) come in an arbitrary order, so each epoch reads them in a fresh
-  random order (streaming replay HR@10 +0.006 for two seeds; offline level);
+  random order (streaming replay HR@10 +0.007 for each of two seeds; offline level);
 * every interaction is a target: sequences are cut into windows (random phase per epoch);
   warm-up then cosine decay, 12 epochs, validation only over the last quarter;
 * online, ``learn`` takes a small Adam step on new events (the history before each event
