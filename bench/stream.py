@@ -1,7 +1,7 @@
 """Streaming (test-then-train) replay on MovieLens-100K: every recloop model x {static, online},
 beside outside baselines (ISGD, River's BiasedMF, online item co-occurrence) on the same replay.
 
-    .venv/bin/python bench/stream.py [--models mf,sasrec] [--max-events N] [--plot docs/stream.png]
+    .venv/bin/python bench/stream.py [--models mf,sasrec] [--max-events N] [--seed S] [--plot docs/stream.png]
 
 Prints one JSON object; writes the markdown table with --markdown PATH.
 """
@@ -24,6 +24,7 @@ def main() -> int:
     ap.add_argument("--baselines", default="cooccurrence,isgd,river")
     ap.add_argument("--max-events", type=int, default=None)
     ap.add_argument("--history", type=float, default=0.8)
+    ap.add_argument("--seed", type=int, default=0, help="every recloop model's seed")
     ap.add_argument("--plot", default=None)
     ap.add_argument("--markdown", default=None)
     args = ap.parse_args()
@@ -39,7 +40,7 @@ def main() -> int:
     for model in [m for m in args.models.split(",") if m in available()]:
         for mode in args.modes.split(","):
             t = time.perf_counter()
-            r = replay(lambda: Recommender(model=model, seed=0), events, mode=mode, history_fraction=args.history,
+            r = replay(lambda: Recommender(model=model, seed=args.seed), events, mode=mode, history_fraction=args.history,
                        max_events=args.max_events, model_name=model)
             print(f"{model} {mode}: hr {r.hr:.4f} ndcg {r.ndcg:.4f} ({time.perf_counter() - t:.0f}s)", file=sys.stderr)
             results.append(r)
@@ -70,7 +71,7 @@ def main() -> int:
     if args.plot:
         plot_windows(results, args.plot)
     emit("stream", {"models": args.models, "modes": args.modes, "baselines": args.baselines,
-                    "max_events": args.max_events, "history": args.history},
+                    "max_events": args.max_events, "history": args.history, "seed": args.seed},
          {"summary": summary, "rows": rows, "windows": {f"{r.model} {r.mode}": r.windows for r in results}})
     print(table, file=sys.stderr)
     return 0
