@@ -65,8 +65,8 @@ class Hybrid(RecModel):
             if value is not None and not isinstance(value, dict):
                 raise ConfigError(f"{key} must be a dict of that model's hyperparameters, got {type(value).__name__}")
         self.mf_weight = float(mf_weight)
-        self.part_hyperparameters = {"sasrec": {**PART_DEFAULTS["sasrec"], **(sasrec or {})},
-                                     "mf": {**PART_DEFAULTS["mf"], **(mf or {})}}
+        given = {"sasrec": sasrec, "mf": mf}
+        self.part_hyperparameters = {name: {**PART_DEFAULTS[name], **(given[name] or {})} for name in PARTS}
         # built here so a bad part hyperparameter fails now, not after a long fit
         self.parts = {name: create(name, seed=seed, **self.part_hyperparameters[name]) for name in PARTS}
         self.fitted_ = False
@@ -117,15 +117,10 @@ class Hybrid(RecModel):
     def item_bias(self) -> np.ndarray | None:
         if not self.fitted_:
             return None
-        out = np.zeros(0)
-        for name, w in self.weights.items():
-            part = self.parts[name]
-            method = getattr(part, "item_bias", None)
-            bias = method() if callable(method) else getattr(getattr(part, "factors_", None), "bias", None)
-            if bias is not None:
-                b = w * _numpy(bias).astype(np.float64)
-                out = b if not len(out) else out + b
-        return out.astype(np.float32) if len(out) else None
+        parts: dict[str, Any] = self.parts  # both parts have item_bias (not on RecModel)
+        biases = [(w, parts[name].item_bias()) for name, w in self.weights.items()]
+        kept = [w * np.asarray(b, np.float64) for w, b in biases if b is not None]
+        return np.sum(kept, axis=0).astype(np.float32) if kept else None
 
     # ------------------------------------------------------------------ online
     def grow(self, n_users: int, n_items: int) -> None:

@@ -381,6 +381,11 @@ class RecencyFactorsModel(RecModel):
     def item_vectors(self) -> np.ndarray | None:
         return None if self.factors_ is None else self.factors_.item.numpy()
 
+    def item_bias(self) -> np.ndarray | None:
+        """(n_items,) biases added to the dot product (None before fit, or without biases)."""
+        bias = None if self.factors_ is None else self.factors_.bias
+        return None if bias is None else bias.numpy()
+
     # ------------------------------------------------------------------ online
     def grow(self, n_users: int, n_items: int) -> None:
         super().grow(n_users, n_items)
