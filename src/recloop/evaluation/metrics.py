@@ -1,4 +1,5 @@
-"""Ranking and classification metrics. A leaf module (numpy only) that training reuses.
+"""Ranking and classification metrics. A leaf module (numpy; scipy for one tail
+probability) that training reuses.
 
 Ranks are 0-based: rank 0 means the held-out item was scored highest.
 """
@@ -37,6 +38,28 @@ def ndcg(ranks: np.ndarray, k: int = 10) -> float:
     if not len(r):
         return 0.0
     return float(np.mean(np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)))
+
+
+def expected_sampled_hit_rate(ranks: np.ndarray, pools: np.ndarray, n_negatives: int = 100, k: int = 10) -> float:
+    """The sampled protocol's HR@k in expectation over its random negatives.
+
+    ``ranks[u]``: how many of the user's ``pools[u]`` candidate negatives (the items they
+    never interacted with) score at least as high as the held-out item, i.e. its full-ranking
+    rank. Drawing ``n_negatives`` of them without replacement, the held-out item is a hit when
+    fewer than ``k`` of the drawn ones are among those: a hypergeometric tail. One draw of
+    negatives moves sampled HR@10 on MovieLens-100K by about +-0.006 (one standard deviation);
+    this is the value those draws scatter around. Users whose pool is smaller than
+    ``n_negatives`` use the whole pool, as the sampled protocol then would.
+    """
+    from scipy.stats import hypergeom
+
+    r = np.asarray(ranks, dtype=np.int64)
+    if not len(r):
+        return 0.0
+    m = np.asarray(pools, dtype=np.int64)
+    r = np.minimum(r, m)
+    p = hypergeom.cdf(k - 1, m, r, np.minimum(n_negatives, m))
+    return float(np.mean(np.nan_to_num(p, nan=0.0)))
 
 
 def mrr(ranks: np.ndarray) -> float:
