@@ -219,6 +219,32 @@ def test_tie_runs_follow_the_fitted_sequences(groups_df: pd.DataFrame, monkeypat
             np.testing.assert_array_equal(np.diff(r) == 0, np.diff(t) == 0)
 
 
+def test_fit_trains_on_each_users_latest_item_unless_asked_to_hold_it_out(groups_df: pd.DataFrame,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from recloop.models import registry
+
+    seen: list[Any] = []
+
+    class Spy(SASRec):
+        name = "sasrec_spy"
+
+        def fit(self, data: Any, options: Any) -> dict[str, Any]:
+            seen.append(data)
+            return super().fit(data, options)
+
+    monkeypatch.setitem(registry._REGISTRY, Spy.name, Spy)
+    n_positive = len(groups_df)
+    rec = Recommender(model=Spy.name, seed=0, epochs=2, dim=8, ffn_dim=8).fit(groups_df)
+    assert len(seen[0].valid_user_idx) == 0 and sum(map(len, seen[0].sequences)) == n_positive
+    assert rec.fit_report_["best_valid_ndcg@10"] is None
+    rec = Recommender(model=Spy.name, seed=0, epochs=2, dim=8, ffn_dim=8).fit(groups_df, validation=True)
+    held = len(seen[1].valid_user_idx)
+    assert held == groups_df["user_id"].nunique() and sum(map(len, seen[1].sequences)) == n_positive - held
+    assert rec.fit_report_["best_valid_ndcg@10"] is not None
+    # the others hold out by default
+    assert Recommender(model="mf", seed=0, epochs=2).fit(groups_df).fit_report_["best_valid_ndcg@10"] is not None
+
+
 def test_shuffling_ties_changes_training_only_where_there_are_ties(groups_df: pd.DataFrame) -> None:
     def fit(df: pd.DataFrame, shuffle: bool) -> np.ndarray:
         return Recommender(model="sasrec", seed=0, epochs=3, shuffle_ties=shuffle).fit(df).score_all("7")[1]

@@ -94,12 +94,14 @@ class Recommender:
 
     # ------------------------------------------------------------------ fit
     def fit(self, df: pd.DataFrame, *, items: pd.DataFrame | None = None, epochs: int | None = None,
-            show_progress: bool = False, validation: bool = True) -> Recommender:
+            show_progress: bool = False, validation: bool | None = None) -> Recommender:
         """Fit on a DataFrame with ``user_id``, ``item_id``, ``timestamp`` [, ``type``/``event``, ``value``].
 
         Each user's last positive interaction is held out for early stopping when
         ``validation`` (users with at least 3); every interaction is in the user's
-        history afterwards.
+        history afterwards. ``None`` leaves it to the model: every model holds out but
+        ``sasrec``, whose fixed schedule ends at its best and which gains from training on
+        each user's latest item (``RecModel.holds_out_validation``).
         """
         inter = as_interactions(df)
         if len(inter) == 0:
@@ -107,6 +109,9 @@ class Recommender:
         unknown = set(inter["type"].unique()) - set(self.feedback.types)
         if unknown:
             raise InvalidInputError("type", f"unknown event types {sorted(unknown)}; allowed: {', '.join(self.feedback.types)}")
+        model = create(self.model_name, seed=self.seed, **self.hyperparameters)
+        if validation is None:
+            validation = model.holds_out_validation
         with self._lock:
             self.users_, self.items_ = Vocab(), Vocab()
             u = self.users_.add_many(inter["user_id"].to_numpy())
@@ -152,7 +157,7 @@ class Recommender:
                 timestamp=inter["timestamp"].to_numpy(np.int64)[keep], label=label[keep], weight=weight[keep],
                 value=values[keep].astype(np.float32), sequences=train_seqs,
                 valid_user_idx=np.asarray(vu, np.int64), valid_item_idx=np.asarray(vi, np.int64))
-            self.model_ = create(self.model_name, seed=self.seed, **self.hyperparameters)
+            self.model_ = model
             torch_threads = torch.get_num_threads()
             try:
                 self.fit_report_ = self.model_.fit(data, FitOptions(epochs=epochs, show_progress=show_progress, threads=self.threads))

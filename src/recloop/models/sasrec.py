@@ -19,7 +19,11 @@ NDCG@10, seed 0; the reference BCE SASRec had 0.114):
   consecutive ratings) come in an arbitrary order, so each epoch reads them in a fresh
   random order (streaming replay HR@10 +0.007 for each of two seeds; offline level);
 * every interaction is a target: sequences are cut into windows (random phase per epoch);
-  warm-up then cosine decay, 12 epochs, validation only over the last quarter;
+  warm-up then cosine decay over 20 epochs at a peak rate of 1e-2, with no hold-out:
+  ``Recommender.fit`` keeps each user's latest item in training (``holds_out_validation``),
+  as the schedule decays to its best epoch anyway. Against 12 epochs at 5e-3 with the
+  hold-out, this lifted full NDCG@10 from 0.132/0.133 to 0.141/0.142 (seeds 0/1) and the
+  sampled protocol's expected HR@10 from 0.760/0.764 to 0.778/0.780;
 * online, ``learn`` takes a small Adam step on new events (the history before each event
   predicts its item) and ``grow`` adds item rows around the mean item.
 """
@@ -273,8 +277,9 @@ class SASRec(RecModel):
     long_term
         Add the mean embedding of the whole history to the output (the user's long-run taste).
     epochs, lr, batch_size, weight_decay, patience
-        Offline training: ``epochs`` passes (warm-up, then cosine decay of ``lr``), Adam;
-        the best of the last quarter's validations (NDCG@10) is kept.
+        Offline training: ``epochs`` passes (warm-up, then cosine decay of ``lr``), Adam.
+        ``Recommender.fit`` holds nothing out for this model unless asked
+        (``validation=True``); then the best of the last quarter's validations (NDCG@10) is kept.
     future_k, future_decay
         Each position predicts its next ``future_k`` items, the j-th weighted ``future_decay ** j``.
     mask_seen
@@ -292,10 +297,11 @@ class SASRec(RecModel):
 
     name = "sasrec"
     uses_history = True
+    holds_out_validation = False
 
     def __init__(self, seed: int = 0, dim: int = 64, n_layers: int = 1, n_heads: int = 2, ffn_dim: int = 64,
-                 dropout: float = 0.2, max_len: int = 10, long_term: bool = True, epochs: int = 12,
-                 lr: float = 5e-3, batch_size: int = 32, weight_decay: float = 0.0, patience: int = 3,
+                 dropout: float = 0.2, max_len: int = 10, long_term: bool = True, epochs: int = 20,
+                 lr: float = 1e-2, batch_size: int = 32, weight_decay: float = 0.0, patience: int = 3,
                  future_k: int = 3, future_decay: float = 0.7, mask_seen: bool = True,
                  online_lr: float = 1e-4, online_scope: str = "items", shuffle_ties: bool = True) -> None:
         super().__init__(seed)
