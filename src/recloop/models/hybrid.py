@@ -11,6 +11,10 @@ Adding raw scores is adding log-softmax scores up to a per-user constant, so the
 ranks as a blend of the two models' probabilities would, and it stays a dot product
 (``user_states`` and ``item_vectors`` concatenate the parts'), which the serving
 layer's retrieval index uses.
+
+Both parts fit the same data, so the blend keeps ``Recommender.fit``'s usual hold-out of
+each user's latest item (``mf`` stops early on it) although ``sasrec`` alone trains on it:
+without the hold-out the replay gave 0.2351 against 0.2389 with it.
 """
 from __future__ import annotations
 
