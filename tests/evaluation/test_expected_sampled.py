@@ -35,7 +35,7 @@ def test_bounded_and_falls_as_ranks_grow(ranks, k):
 
 
 class _FixedScores:
-    """Scores fixed per item (higher id string, higher score): a scorer with no model."""
+    """A fixed random score per item, the same for every user: a scorer with no model."""
 
     def __init__(self, items: list[str], seed: int) -> None:
         self.items = items
