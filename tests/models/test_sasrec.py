@@ -16,7 +16,7 @@ from synthdata import synthetic
 from recloop import Recommender
 from recloop.errors import ConfigError
 from recloop.models import OnlineBatch
-from recloop.models.sasrec import SASRec, _shuffle_ties, _tie_runs
+from recloop.models.sasrec import SASRec, _shuffle_ties, _tie_runs, tie_orders
 from recloop.online import OnlineConfig
 
 # enough passes for the tiny two-groups set (60 users x 12 items) to be learned
@@ -195,6 +195,59 @@ def test_shuffle_ties_permutes_within_each_run_only(gaps: list[int], seed: int) 
     np.testing.assert_array_equal(times[out - 100], times)
 
 
+@given(st.lists(st.integers(0, 2), min_size=1, max_size=25), st.integers(1, 6), st.integers(1, 5), st.integers(0, 99))
+def test_tie_orders_shuffle_only_the_runs_that_reach_the_window(gaps: list[int], window: int, n_orders: int,
+                                                                  seed: int) -> None:
+    times = np.cumsum(gaps).astype(float)
+    hist = np.arange(100, 100 + len(times))
+    out = tie_orders(hist, times, window, n_orders, seed)
+    np.testing.assert_array_equal(out[0], hist)  # the logged order is always one of them
+    np.testing.assert_array_equal(out, tie_orders(hist, times, window, n_orders, seed))  # deterministic
+    start = max(0, len(hist) - window)
+    reach = times >= times[start]  # the runs the window reads (one may begin before it)
+    tied_in_reach = bool((np.diff(times[reach]) == 0).any()) if reach.sum() > 1 else False
+    assert len(out) == (n_orders if tied_in_reach and n_orders > 1 else 1)
+    for row in out:
+        np.testing.assert_array_equal(row[~reach], hist[~reach])  # nothing before them moves
+        np.testing.assert_array_equal(times[row - 100], times)    # each item stays in its own second
+
+
+def test_scoring_averages_the_orders_of_same_second_events(fitted: Recommender) -> None:
+    model = _model(fitted)
+    hists = [np.asarray(fitted.sequences_[u], np.int64)[:9] for u in (0, 1, 2)] + [np.array([5, 1, 3], np.int64)]
+    apart = [np.arange(len(h), dtype=float) for h in hists]  # no ties: exactly the plain scores
+    np.testing.assert_allclose(model.score(np.arange(4), hists, apart), model.score(np.arange(4), hists), atol=1e-6)
+    tied = [np.array([0.0] * 3 + [1.0] * (len(h) - 3)) for h in hists]
+    states = model.user_states(np.arange(4), hists, tied)
+    expect = np.stack([model.user_states(np.zeros(len(o), np.int64), list(o)).mean(0)
+                       for o in (tie_orders(h, t, model.max_len, model.tie_samples, model.seed) for h, t in zip(hists, tied))])
+    np.testing.assert_allclose(states, expect, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(states, model.user_states(np.arange(4), hists), atol=1e-3)
+    # still a dot-product model, so the retrieval index applies
+    net = model.net
+    assert net is not None
+    np.testing.assert_allclose(model.score(np.arange(4), hists, tied),
+                               states @ net.item.detach().numpy()[1:].T + net.bias.detach().numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_the_engine_keeps_each_events_timestamp_for_scoring(groups_df: pd.DataFrame, tmp_path: Path) -> None:
+    rec = Recommender(model="sasrec", seed=0, online=OnlineConfig(enabled=False), **{**SMALL, "epochs": 2}).fit(groups_df)
+    u = str(groups_df.user_id.iloc[0])
+    uidx = rec.users_.get(u)
+    before = len(rec.times_[uidx])
+    assert before == len(rec.sequences_[uidx])
+    rec.update([{"user_id": u, "item_id": str(i), "timestamp": 2e9, "type": "click"} for i in groups_df.item_id.unique()[:3]])
+    assert rec.times_[uidx][before:] == [2e9] * (len(rec.sequences_[uidx]) - before)
+    ids, scores = rec.score_all(u)
+    model = _model(rec)
+    hist, times = np.asarray(rec.sequences_[uidx], np.int64), np.asarray(rec.times_[uidx])
+    np.testing.assert_allclose(scores[: model.n_items_], model.score(np.array([uidx]), [hist], [times])[0], rtol=1e-5)
+    rec.save(tmp_path / "m")
+    back = Recommender.load(tmp_path / "m")
+    assert back.times_ == rec.times_
+    np.testing.assert_allclose(back.score_all(u)[1], scores, rtol=1e-5)
+
+
 def test_tie_runs_follow_the_fitted_sequences(groups_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
     from recloop.models import registry
 
@@ -263,6 +316,8 @@ def test_invalid_hyperparameters_are_refused() -> None:
         SASRec(dropout=1.0)
     with pytest.raises(ConfigError, match="online_scope"):
         SASRec(online_scope="blocks")
+    with pytest.raises(ConfigError, match="tie_samples"):
+        SASRec(tie_samples=0)
 
 
 @pytest.mark.slow

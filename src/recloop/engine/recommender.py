@@ -80,6 +80,7 @@ class Recommender:
         self.users_ = Vocab()
         self.items_ = Vocab()
         self.sequences_: list[list[int]] = []   # per user: positive items in time order
+        self.times_: list[list[float]] = []     # per user: the timestamp of each item of sequences_
         self.seen_: list[set[int]] = []         # per user: every item interacted with
         self.item_counts_ = np.zeros(0, np.float64)
         self.recent_ = RecentCounts(popularity_half_life)  # what users the model cannot personalise get
@@ -132,11 +133,13 @@ class Recommender:
             n_users, n_items = len(self.users_), len(self.items_)
             pos = label > 0.5
             seqs: list[list[int]] = [[] for _ in range(n_users)]
+            times: list[list[float]] = [[] for _ in range(n_users)]
             seen: list[set[int]] = [set() for _ in range(n_users)]
-            for uu, ii, p in zip(u.tolist(), i.tolist(), pos.tolist()):
+            for uu, ii, p, t in zip(u.tolist(), i.tolist(), pos.tolist(), inter["timestamp"].tolist()):
                 seen[uu].add(ii)
                 if p:
                     seqs[uu].append(ii)
+                    times[uu].append(float(t))
             # hold out each user's last positive for early stopping
             keep = np.ones(len(inter), bool)
             vu, vi = [], []
@@ -165,7 +168,7 @@ class Recommender:
                 if self.threads:
                     torch.set_num_threads(torch_threads) if torch_threads != self.threads else None
             self.model_.grow(n_users, n_items)
-            self.sequences_, self.seen_ = seqs, seen
+            self.sequences_, self.seen_, self.times_ = seqs, seen, times
             self.item_counts_ = np.bincount(i[pos], minlength=n_items).astype(np.float64)
             self.recent_.reset(i[pos], n_items)
             if items is not None:
@@ -201,13 +204,19 @@ class Recommender:
     def _history(self, uidx: int) -> np.ndarray:
         return np.asarray(self.sequences_[uidx], np.int64) if uidx >= 0 else np.zeros(0, np.int64)
 
-    def _gather(self, uidxs: Sequence[int]) -> tuple[list[np.ndarray], list[np.ndarray], int]:
-        """Copy what scoring needs of the users' state (caller holds ``_lock``)."""
+    def _times(self, uidx: int) -> np.ndarray:
+        return np.asarray(self.times_[uidx], np.float64) if uidx >= 0 else np.zeros(0, np.float64)
+
+    def _gather(self, uidxs: Sequence[int]) -> tuple[list[np.ndarray], list[np.ndarray], int, list[np.ndarray] | None]:
+        """Copy what scoring needs of the users' state (caller holds ``_lock``): histories,
+        seen items, the item count, and the histories' timestamps when the model reads them."""
         hist = [self._history(x) for x in uidxs]
         seen = [np.fromiter(self.seen_[x], np.int64, len(self.seen_[x])) if x >= 0 else np.zeros(0, np.int64) for x in uidxs]
-        return hist, seen, len(self.items_)
+        times = [self._times(x) for x in uidxs] if self.model_.uses_times else None
+        return hist, seen, len(self.items_), times
 
-    def _scores(self, uidxs: Sequence[int], hist: list[np.ndarray], n_items: int) -> np.ndarray:
+    def _scores(self, uidxs: Sequence[int], hist: list[np.ndarray], n_items: int,
+                times: list[np.ndarray] | None = None) -> np.ndarray:
         """(len(uidxs), n_items) scores; users the model cannot personalise get popularity.
 
         Takes only the model lock, so ``update`` never waits for scoring.
@@ -219,9 +228,12 @@ class Recommender:
             with self._model_lock:
                 # tables grow lazily (in the learner's step): hide items the model has no row for yet
                 lim = self.model_.n_items_
+                if times is not None:
+                    times = [t if not len(h) or h.max() < lim else t[h < lim] for h, t in zip(hist, times)]
                 hist = [h if not len(h) or h.max() < lim else h[h < lim] for h in hist]
                 warm[warm] = self.model_.can_personalise(arr[warm], [h for h, w in zip(hist, warm) if w])
-                s = self.model_.score(arr[warm], [h for h, w in zip(hist, warm) if w]) if warm.any() else None
+                extra = {} if times is None else {"times": [t for t, w in zip(times, warm) if w]}
+                s = self.model_.score(arr[warm], [h for h, w in zip(hist, warm) if w], **extra) if warm.any() else None
             if s is not None:
                 m = min(s.shape[1], n_items)
                 out[warm, :m] = s[:, :m]
@@ -275,8 +287,8 @@ class Recommender:
         uids = [parse_id(x, f"user_ids[{n}]") for n, x in enumerate(user_ids)]
         with self._lock:
             uidxs = [self.users_.get(x) for x in uids]
-            hist, seen, n_items = self._gather(uidxs)
-        scores = self._scores(uidxs, hist, n_items)
+            hist, seen, n_items, times = self._gather(uidxs)
+        scores = self._scores(uidxs, hist, n_items, times)
         tops = self._top_rows(scores, seen, k, exclude_seen)
         return [[(i, float(scores[r, t])) for i, t in zip(self.items_.ids(top), top)] for r, top in enumerate(tops)]
 
@@ -288,9 +300,9 @@ class Recommender:
         ids = [parse_id(x, f"item_ids[{n}]") for n, x in enumerate(item_ids)]
         with self._lock:
             uidx = self.users_.get(uid)
-            hist, _, n_items = self._gather([uidx])
+            hist, _, n_items, times = self._gather([uidx])
             idx = self.items_.lookup(ids)
-        row = self._scores([uidx], hist, n_items)[0]
+        row = self._scores([uidx], hist, n_items, times)[0]
         finite = row[np.isfinite(row)]
         floor = (float(finite.min()) if len(finite) else 0.0) - 1.0
         out = np.where(idx >= 0, row[np.maximum(idx, 0)], floor).astype(np.float64)
@@ -303,9 +315,9 @@ class Recommender:
         uid = parse_id(user_id, "user_id")
         with self._lock:
             uidx = self.users_.get(uid)
-            hist, _, n_items = self._gather([uidx])
+            hist, _, n_items, times = self._gather([uidx])
             ids = self.items_.to_list()
-        return ids, self._scores([uidx], hist, n_items)[0]
+        return ids, self._scores([uidx], hist, n_items, times)[0]
 
     def predict_proba(self, user_id: object, item_id: object, behavior: float | None = None) -> float:
         """Probability that ``user_id`` clicks ``item_id``, given the request-time ``behavior``.
@@ -328,7 +340,7 @@ class Recommender:
         with self._lock:
             uidx = np.array([self.users_.get(x) for x in uids], np.int64)
             iidx = np.array([self.items_.get(x) for x in iids], np.int64)
-            hist, _, n_items = self._gather(uidx.tolist())
+            hist, _, n_items, times = self._gather(uidx.tolist())
         fn = getattr(self.model_, "predict_proba", None)
         if fn is not None:
             with self._model_lock:
@@ -343,7 +355,7 @@ class Recommender:
                 if (~given).any():
                     out[~given] = fn(uidx[~given], iidx[~given], None)
                 return out
-        scores = self._scores(uidx.tolist(), hist, n_items)
+        scores = self._scores(uidx.tolist(), hist, n_items, times)
         at = scores[np.arange(len(uidx)), np.maximum(iidx, 0)]
         share = (scores < at[:, None]).mean(1)
         return np.where((iidx >= 0) & np.isfinite(at), share, 0.0)
@@ -417,10 +429,12 @@ class Recommender:
         uadd, iadd = self.users_.add, self.items_.add
         uidx = [uadd(x) for x in cols.user_ids]
         iidx = [iadd(x) for x in cols.item_ids]
-        seqs, seen = self.sequences_, self.seen_
+        seqs, seen, times = self.sequences_, self.seen_, self.times_
         while len(seqs) < len(self.users_):
             seqs.append([])
             seen.append(set())
+        while len(times) < len(seqs):
+            times.append([])
         n_items = len(self.items_)
         if n_items > len(self.item_counts_):  # geometric growth: adding items a few at a time stays linear
             grown = np.zeros(max(2 * len(self.item_counts_), n_items, 64))
@@ -430,7 +444,7 @@ class Recommender:
         hist: list[list[int]] = []
         ends: list[int] = []
         liked: list[int] = []
-        for u, i, p in zip(uidx, iidx, positive):
+        for u, i, p, t in zip(uidx, iidx, positive, cols.timestamps):
             s = seqs[u]
             if learning:  # the event's history is the user's sequence before it, read at step time
                 hist.append(s)
@@ -438,6 +452,7 @@ class Recommender:
             seen[u].add(i)
             if p:
                 s.append(i)
+                times[u].append(t)
                 liked.append(i)
         self.recent_.add(liked)
         if len(liked) > 8:
@@ -492,10 +507,12 @@ class Recommender:
                     "rating_threshold": self.feedback.rating_threshold}
             lengths = np.array([len(s) for s in self.sequences_], np.int64)
             flat = np.fromiter((x for s in self.sequences_ for x in s), np.int64)
+            time_flat = np.fromiter((x for s in self.times_ for x in s), np.float64)
             seen_len = np.array([len(s) for s in self.seen_], np.int64)
             seen_flat = np.fromiter((x for s in self.seen_ for x in sorted(s)), np.int64)
             state = {"model": _to_torch(self.model_.get_state()), "users": self.users_.to_list(), "items": self.items_.to_list(),
                      "seq_len": torch.from_numpy(lengths), "seq_flat": torch.from_numpy(flat),
+                     "seq_time": torch.from_numpy(time_flat),
                      "seen_len": torch.from_numpy(seen_len), "seen_flat": torch.from_numpy(seen_flat),
                      "item_counts": torch.from_numpy(self.item_counts_[: len(self.items_)].copy()),
                      "recent_counts": torch.from_numpy(self.recent_.values[: len(self.items_)].copy())}
@@ -533,6 +550,10 @@ class Recommender:
         rec.users_ = Vocab.from_list(state["users"])
         rec.items_ = Vocab.from_list(state["items"])
         rec.sequences_ = [s.tolist() for s in np.split(state["seq_flat"].numpy(), np.cumsum(state["seq_len"].numpy())[:-1])] if len(state["seq_len"]) else []
+        if "seq_time" in state and len(state["seq_time"]) == len(state["seq_flat"]):
+            rec.times_ = [t.tolist() for t in np.split(state["seq_time"].numpy(), np.cumsum(state["seq_len"].numpy())[:-1])] if len(state["seq_len"]) else []
+        else:  # a snapshot from before timestamps were kept: every event its own second
+            rec.times_ = [[float(j) for j in range(len(s))] for s in rec.sequences_]
         rec.seen_ = [set(s.tolist()) for s in np.split(state["seen_flat"].numpy(), np.cumsum(state["seen_len"].numpy())[:-1])] if len(state["seen_len"]) else []
         rec.item_counts_ = state["item_counts"].numpy().astype(np.float64)
         recent = meta.get("recent_counts")

@@ -153,6 +153,8 @@ class RecModel(abc.ABC):
     name: ClassVar[str]
     #: whether the model reads the user's history at request time (sequence models)
     uses_history: ClassVar[bool] = False
+    #: whether ``score`` (and ``user_states``) take ``times=``: each history's event timestamps
+    uses_times: ClassVar[bool] = False
     #: whether ``Recommender.fit`` holds out each user's last positive for early stopping
     #: unless told otherwise (a model whose schedule needs no stopping point can train on it)
     holds_out_validation: ClassVar[bool] = True

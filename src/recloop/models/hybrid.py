@@ -58,6 +58,7 @@ class Hybrid(RecModel):
 
     name = "hybrid"
     uses_history = True
+    uses_times = True  # passed on to the parts that read them (sasrec)
 
     def __init__(self, seed: int = 0, mf_weight: float = 0.3, sasrec: dict[str, Any] | None = None,
                  mf: dict[str, Any] | None = None) -> None:
@@ -91,23 +92,28 @@ class Hybrid(RecModel):
         if not self.fitted_:
             raise NotFittedError("hybrid is not fitted")
 
-    def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+    def _times(self, name: str, times: Sequence[np.ndarray] | None) -> dict[str, Any]:
+        return {"times": times} if times is not None and self.parts[name].uses_times else {}
+
+    def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray],
+              times: Sequence[np.ndarray] | None = None) -> np.ndarray:
         self._check()
         out: np.ndarray | None = None
         for name, w in self.weights.items():
             if w == 0.0:
                 continue
-            s = self.parts[name].score(user_idx, histories)
+            s = self.parts[name].score(user_idx, histories, **self._times(name, times))
             out = w * s if out is None else out + w * s
         assert out is not None  # the weights sum to 1
         return out.astype(np.float32, copy=False)
 
-    def user_states(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+    def user_states(self, user_idx: np.ndarray, histories: Sequence[np.ndarray],
+                    times: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """(batch, d_sasrec + d_mf): each part's request-time user vector times its weight,
         so ``score == user_states @ item_vectors().T + item_bias()``."""
         self._check()
         parts: dict[str, Any] = self.parts  # both parts have user_states (not on RecModel)
-        return np.concatenate([w * _numpy(parts[name].user_states(user_idx, histories))
+        return np.concatenate([w * _numpy(parts[name].user_states(user_idx, histories, **self._times(name, times)))
                                for name, w in self.weights.items()], axis=1)
 
     def item_vectors(self) -> np.ndarray | None:

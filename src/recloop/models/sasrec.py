@@ -193,34 +193,70 @@ def _softmax_last(x: np.ndarray) -> np.ndarray:
 def numpy_state(w: _NumpyWeights, history: np.ndarray) -> np.ndarray:
     """The output of ``net(seq, padded=False, before, last_only=True)`` for one non-empty
     history, in numpy: the same maths without torch's per-operation overhead, which is
-    most of the cost of scoring one user (tests check it against the torch path)."""
+    most of the cost of scoring one user (tests check it against the torch path).
+
+    ``history`` is (length,) → (dim,), or (orders, length): the same items in several
+    orders (the long-term mean, which ignores order, is shared) → (orders, dim).
+    """
+    hs = np.atleast_2d(history)
     m, d = w.m, w.d
-    cut = history[-m:]
-    n = len(cut)
+    cut = hs[:, -m:]
+    r, n = cut.shape
     e = w.item[cut + 1]
     x = e * np.float32(math.sqrt(d)) + w.pos[m - n:]
     for j, (heads, ln1, wq, bq, wkv, bkv, proj, ln2, ff1, ff2) in enumerate(w.blocks):
         dh = d // heads
         h = _layer_norm(x, ln1)
-        kv = (h @ wkv + bkv).reshape(n, 2, heads, dh)
-        k, v = kv[:, 0], kv[:, 1]
+        kv = (h @ wkv + bkv).reshape(r, n, 2, heads, dh)
+        k, v = kv[:, :, 0].transpose(0, 2, 3, 1), kv[:, :, 1].transpose(0, 2, 1, 3)  # (r, heads, dh, n), (r, heads, n, dh)
         if j == len(w.blocks) - 1:  # only the last position matters from the top block
-            q = (h[-1] @ wq + bq).reshape(heads, 1, dh)
-            att = _softmax_last(q @ k.transpose(1, 2, 0) / np.float32(math.sqrt(dh)))  # (heads, 1, n)
-            x = x[-1:] + (att @ v.transpose(1, 0, 2)).reshape(1, d) @ proj[0] + proj[1]
+            q = (h[:, -1] @ wq + bq).reshape(r, heads, 1, dh)
+            att = _softmax_last(q @ k / np.float32(math.sqrt(dh)))  # (r, heads, 1, n)
+            x = x[:, -1:] + (att @ v).reshape(r, 1, d) @ proj[0] + proj[1]
         else:
-            q = (h @ wq + bq).reshape(n, heads, dh).transpose(1, 0, 2)
-            sc = q @ k.transpose(1, 2, 0) / np.float32(math.sqrt(dh))  # (heads, n, n)
+            q = (h @ wq + bq).reshape(r, n, heads, dh).transpose(0, 2, 1, 3)
+            sc = q @ k / np.float32(math.sqrt(dh))  # (r, heads, n, n)
             sc = np.where(np.tri(n, dtype=bool), sc, -np.inf)
-            x = x + (_softmax_last(sc) @ v.transpose(1, 0, 2)).transpose(1, 0, 2).reshape(n, d) @ proj[0] + proj[1]
+            x = x + (_softmax_last(sc) @ v).transpose(0, 2, 1, 3).reshape(r, n, d) @ proj[0] + proj[1]
         f = _layer_norm(x, ln2) @ ff1[0] + ff1[1]
         f = 0.5 * f * (1.0 + _erf(f * np.float32(0.7071067811865476)))
         x = x + f.astype(np.float32, copy=False) @ ff2[0] + ff2[1]
     if w.long is not None:
-        total = e.sum(0) + w.item[history[:-m] + 1].sum(0) if len(history) > m else e.sum(0)
-        x = x + (total / np.float32(len(history))) @ w.long[0] + w.long[1]
-    out: np.ndarray = _layer_norm(x[-1], w.ln)
-    return out.astype(np.float32, copy=False)
+        total = e[0].sum(0) + w.item[hs[0, :-m] + 1].sum(0) if hs.shape[1] > m else e[0].sum(0)
+        x = x + (total / np.float32(hs.shape[1])) @ w.long[0] + w.long[1]
+    out: np.ndarray = _layer_norm(x[:, -1], w.ln).astype(np.float32, copy=False)
+    return out if np.ndim(history) == 2 else out[0]
+
+
+def tie_orders(history: np.ndarray, times: np.ndarray | None, window: int, n_orders: int, seed: int) -> np.ndarray:
+    """(orders, length): ``history`` as logged, then ``n_orders - 1`` orders in which each run
+    of same-timestamp events that reaches into the last ``window`` items is shuffled (one
+    row when no such run has two events, or without ``times``). Deterministic in ``seed``.
+
+    A page of ratings sent in one second has no order of its own, yet the transformer reads
+    one; averaging its output over orders is what training (``shuffle_ties``) prepared it for.
+
+    >>> tie_orders(np.array([5, 6, 7, 8]), np.array([1, 2, 2, 3]), 2, 3, 0).shape
+    (3, 4)
+    >>> tie_orders(np.array([5, 6, 7, 8]), np.array([1, 2, 2, 3]), 1, 3, 0).shape
+    (1, 4)
+    """
+    n = len(history)
+    if n_orders < 2 or times is None or n < 2:
+        return history[None]
+    start = max(0, n - window)  # the window, widened to whole runs (one may reach back out of it)
+    while start > 0 and times[start - 1] == times[start]:
+        start -= 1
+    t = times[start:]
+    same = np.diff(t) == 0
+    if not same.any():
+        return history[None]
+    runs = np.concatenate([[0], np.cumsum(~same)])
+    rng = np.random.default_rng(seed)
+    out = np.repeat(history[None], n_orders, 0)
+    for o in range(1, n_orders):
+        out[o, start:] = history[start:][np.lexsort((rng.random(len(t)), runs))]
+    return out
 
 
 def _warmup_cosine(step: int, total: int, warm: int, base: float) -> float:
@@ -287,6 +323,11 @@ class SASRec(RecModel):
     shuffle_ties
         Each epoch, put a user's events that share a timestamp in a random order (their
         logged order is arbitrary); False reads them as logged.
+    tie_samples
+        At scoring, when the window holds events that share a timestamp, the output is the
+        mean over this many orders of them (the logged one and ``tie_samples - 1``
+        shuffles, fixed by the seed); 1 reads them as logged. The engine passes the
+        timestamps (``uses_times``).
     online_lr
         Adam step size of ``learn``; 0 turns parameter updates off (histories still adapt).
     online_scope
@@ -297,16 +338,18 @@ class SASRec(RecModel):
 
     name = "sasrec"
     uses_history = True
+    uses_times = True
     holds_out_validation = False
 
     def __init__(self, seed: int = 0, dim: int = 64, n_layers: int = 1, n_heads: int = 2, ffn_dim: int = 64,
                  dropout: float = 0.2, max_len: int = 10, long_term: bool = True, epochs: int = 20,
                  lr: float = 1e-2, batch_size: int = 32, weight_decay: float = 0.0, patience: int = 3,
                  future_k: int = 3, future_decay: float = 0.7, mask_seen: bool = True,
-                 online_lr: float = 1e-4, online_scope: str = "items", shuffle_ties: bool = True) -> None:
+                 online_lr: float = 1e-4, online_scope: str = "items", shuffle_ties: bool = True,
+                 tie_samples: int = 8) -> None:
         super().__init__(seed)
         check_positive_ints(dim=dim, n_layers=n_layers, n_heads=n_heads, ffn_dim=ffn_dim, max_len=max_len, epochs=epochs,
-                            batch_size=batch_size, patience=patience, future_k=future_k)
+                            batch_size=batch_size, patience=patience, future_k=future_k, tie_samples=tie_samples)
         if dim % n_heads:
             raise ConfigError(f"dim must be a multiple of n_heads, got dim={dim}, n_heads={n_heads}")
         if not 0.0 <= dropout < 1.0:
@@ -323,7 +366,7 @@ class SASRec(RecModel):
         self.epochs, self.lr, self.batch_size, self.weight_decay, self.patience = epochs, lr, batch_size, weight_decay, patience
         self.future_k, self.future_decay, self.mask_seen = future_k, float(future_decay), bool(mask_seen)
         self.online_lr, self.online_scope = online_lr, online_scope
-        self.shuffle_ties = bool(shuffle_ties)
+        self.shuffle_ties, self.tie_samples = bool(shuffle_ties), tie_samples
         self.net: SASRecNet | None = None
         self._online_opt: torch.optim.Adam | None = None
         self._np_weights: _NumpyWeights | None = None
@@ -457,31 +500,42 @@ class SASRec(RecModel):
                 out[r, n - len(h):] = h + 1
         return torch.from_numpy(out), True, bag
 
-    def user_states(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """(batch, dim) query vectors from ``histories`` only (``user_idx`` is not read):
-        ``score == user_states @ item_vectors().T + item_bias()``, so dot-product retrieval
-        (the serving layer's faiss index) applies."""
+    def _states(self, histories: Sequence[np.ndarray], times: Sequence[np.ndarray] | None) -> np.ndarray:
+        """(batch, dim) outputs at each history's end; with ``times`` (each history's event
+        timestamps), the mean over ``tie_samples`` orders of its same-second events."""
         net = self._net()
+        n_orders = self.tie_samples if times is not None else 1
+        orders = [tie_orders(np.asarray(h, np.int64), None if times is None else np.asarray(times[r]), self.max_len,
+                             n_orders, self.seed) for r, h in enumerate(histories)]
         if 0 < len(histories) <= _NUMPY_ROWS and all(len(h) for h in histories):
-            return np.stack([numpy_state(self._numpy_weights(net), np.asarray(h, np.int64)) for h in histories])
-        with torch.inference_mode():
-            seq, padded, bag = self._batch(histories, self.max_len)
-            out: np.ndarray = net(seq, padded, bag, last_only=True)[:, -1].numpy()
-            return out
-
-    def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """Scores from ``histories`` only; ``user_idx`` is not read, so users the fit never
-        saw are scored like any other."""
-        net = self._net()
-        if 0 < len(histories) <= _NUMPY_ROWS and all(len(h) for h in histories):
-            states = np.stack([numpy_state(self._numpy_weights(net), np.asarray(h, np.int64)) for h in histories])
             w = self._numpy_weights(net)
-            logits: np.ndarray = states @ w.item[1:].T + w.bias
-            return logits
+            return np.stack([numpy_state(w, o).mean(0) for o in orders])
         with torch.inference_mode():
-            seq, padded, bag = self._batch(histories, self.max_len)
-            out: np.ndarray = net.logits(net(seq, padded, bag, last_only=True)[:, -1]).numpy()
+            rows = [row for o in orders for row in o]
+            seq, padded, bag = self._batch(rows, self.max_len)
+            out: np.ndarray = net(seq, padded, bag, last_only=True)[:, -1].numpy()
+        if len(rows) == len(histories):
             return out
+        counts = np.fromiter((len(o) for o in orders), np.int64, len(orders))
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        mean: np.ndarray = np.add.reduceat(out, starts, 0) / counts[:, None].astype(np.float32)
+        return mean
+
+    def user_states(self, user_idx: np.ndarray, histories: Sequence[np.ndarray],
+                    times: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """(batch, dim) query vectors from ``histories`` (and ``times``) only (``user_idx`` is
+        not read): ``score == user_states @ item_vectors().T + item_bias()``, so dot-product
+        retrieval (the serving layer's faiss index) applies."""
+        return self._states(histories, times)
+
+    def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray],
+              times: Sequence[np.ndarray] | None = None) -> np.ndarray:
+        """Scores from ``histories`` (and ``times``) only; ``user_idx`` is not read, so users
+        the fit never saw are scored like any other."""
+        states = self._states(histories, times)
+        w = self._numpy_weights(self._net())
+        logits: np.ndarray = states @ w.item[1:].T + w.bias
+        return logits
 
     def item_vectors(self) -> np.ndarray | None:
         return None if self.net is None else self.net.item.detach()[1:].numpy()
@@ -594,7 +648,7 @@ class SASRec(RecModel):
                 "lr": self.lr, "batch_size": self.batch_size, "weight_decay": self.weight_decay,
                 "patience": self.patience, "future_k": self.future_k, "future_decay": self.future_decay,
                 "mask_seen": self.mask_seen, "online_lr": self.online_lr,
-                "online_scope": self.online_scope, "shuffle_ties": self.shuffle_ties}
+                "online_scope": self.online_scope, "shuffle_ties": self.shuffle_ties, "tie_samples": self.tie_samples}
 
     def get_state(self) -> dict[str, Any]:
         if self.net is None:

@@ -24,7 +24,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Literal
 
@@ -35,7 +35,7 @@ from recloop.events import parse_id
 
 log = logging.getLogger(__name__)
 
-UserVectors = Callable[[np.ndarray, Sequence[np.ndarray]], Any]
+UserVectors = Callable[..., Any]  # (user_idx, histories[, times=])
 
 
 class RetrievalIndex:
@@ -225,6 +225,7 @@ class Retriever:
         with self._state_lock():  # the engine's order: state lock, then model lock, never the reverse
             users = np.unique(np.linspace(0, rec.n_users - 1, num=min(4, rec.n_users)).astype(np.int64))
             hist = [np.asarray(rec.sequences_[u], np.int64) for u in users]
+            times = [rec._times(int(u)) for u in users] if rec.model_.uses_times else None
         with self._model_lock():
             parts = _model_parts(rec.model_)
             if parts is None:
@@ -232,7 +233,7 @@ class Retriever:
                 log.info("retrieval index not built: %s", self.disabled_reason)
                 return
             _, items, bias = parts
-            if not self._consistent(parts, users, hist):
+            if not self._consistent(parts, users, hist, times):
                 self.disabled_reason = "the model's scores are not user·item + bias"
                 log.warning("retrieval index not built: %s", self.disabled_reason)
                 return
@@ -244,14 +245,15 @@ class Retriever:
         log.info("retrieval index: %d items, %d lists, built in %.1f s", index.n_items, index.nlist, self.build_seconds)
 
     def _consistent(self, parts: tuple[UserVectors, np.ndarray, np.ndarray | None], users: np.ndarray,
-                    hist: list[np.ndarray]) -> bool:
+                    hist: list[np.ndarray], times: list[np.ndarray] | None = None) -> bool:
         """Whether ``score`` equals ``user_vectors @ items.T + bias`` for these users and histories."""
         user_vectors, items, bias = parts
         if not len(users):
             return False
+        extra = {} if times is None else {"times": [t[h < len(items)] for h, t in zip(hist, times)]}
         hist = [h[h < len(items)] for h in hist]
-        exact = np.asarray(self.rec.model_.score(users, hist))[:, : len(items)]
-        approx = _numpy(user_vectors(users, hist)) @ items.T + (0.0 if bias is None else bias)
+        exact = np.asarray(self.rec.model_.score(users, hist, **extra))[:, : len(items)]
+        approx = _numpy(user_vectors(users, hist, **extra)) @ items.T + (0.0 if bias is None else bias)
         return bool(np.allclose(exact, approx, rtol=1e-3, atol=1e-3))
 
     # ------------------------------------------------------------------ serving
@@ -271,6 +273,7 @@ class Retriever:
             if uidx < 0:
                 return None
             hist = np.asarray(rec.sequences_[uidx], np.int64)
+            times = rec._times(uidx) if rec.model_.uses_times else None
             seen_set = rec.seen_[uidx]
             seen = np.fromiter(seen_set, np.int64, len(seen_set)) if exclude_seen else np.zeros(0, np.int64)
         if rec.model_.uses_history and not len(hist):
@@ -281,8 +284,9 @@ class Retriever:
                 return None
             user_vectors, items, bias = parts
             n_model = len(items)
+            extra = {} if times is None else {"times": [times[hist < n_model]]}
             hist = hist[hist < n_model]
-            u = _numpy(user_vectors(np.asarray([uidx], np.int64), [hist]))[0]
+            u = _numpy(user_vectors(np.asarray([uidx], np.int64), [hist], **extra))[0]
             want = k + len(seen) + max(k, 32)
             cand = index.search(u, want)
             fresh = n_model - index.n_items
