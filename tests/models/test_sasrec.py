@@ -322,12 +322,13 @@ def test_invalid_hyperparameters_are_refused() -> None:
 
 @pytest.mark.slow
 def test_quality_floor_on_movielens_100k(ml100k_loo: Any) -> None:
-    """Defaults, seed 0: measured full NDCG@10 0.1405, HR@10 0.256, sampled HR@10 0.778 (one
-    draw) and 0.7785 (expected over draws); session 3's defaults gave 0.132 / 0.234 / 0.767 / 0.760."""
+    """Defaults, seed 0: measured full NDCG@10 0.141, HR@10 0.256, sampled HR@10 0.7837 (one
+    draw) and 0.7838 (expected over draws); session 4's (no averaging over orders of
+    same-second events) gave 0.1405 / 0.256 / 0.778 / 0.7785, session 3's 0.132 / 0.234 / 0.767 / 0.760."""
     from recloop.evaluation.protocols import evaluate
 
     rec = Recommender(model="sasrec", seed=0).fit(ml100k_loo.train)
     full = evaluate(rec, ml100k_loo.train, ml100k_loo.test, "full")
     sampled = evaluate(rec, ml100k_loo.train, ml100k_loo.test, "sampled")
     assert full["ndcg@10"] >= 0.13 and full["hr@10"] >= 0.235, full
-    assert full["sampled_hr@10_expected"] >= 0.765 and sampled["hr@10"] >= 0.75, (full, sampled)
+    assert full["sampled_hr@10_expected"] >= 0.77 and sampled["hr@10"] >= 0.76, (full, sampled)

@@ -252,11 +252,22 @@ def tie_orders(history: np.ndarray, times: np.ndarray | None, window: int, n_ord
     if not same.any():
         return history[None]
     runs = np.concatenate([[0], np.cumsum(~same)])
-    rng = np.random.default_rng(seed)
     out = np.repeat(history[None], n_orders, 0)
-    for o in range(1, n_orders):
-        out[o, start:] = history[start:][np.lexsort((rng.random(len(t)), runs))]
+    out[1:, start:] = history[start:][np.argsort(runs + _tie_keys(seed, n_orders - 1, len(t)), axis=1)]
     return out
+
+
+_KEYS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _tie_keys(seed: int, rows: int, length: int) -> np.ndarray:
+    """(rows, length) uniform [0, 1) keys, the same for a seed whatever was asked before
+    (drawn column by column, so a longer table starts with the shorter one)."""
+    keys = _KEYS.get((seed, rows))
+    if keys is None or keys.shape[1] < length:
+        keys = np.random.default_rng(seed).random((max(64, 2 * length), rows)).T.copy()
+        _KEYS[(seed, rows)] = keys
+    return keys[:, :length]
 
 
 def _warmup_cosine(step: int, total: int, warm: int, base: float) -> float:
