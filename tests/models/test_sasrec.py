@@ -230,6 +230,25 @@ def test_scoring_averages_the_orders_of_same_second_events(fitted: Recommender) 
                                states @ net.item.detach().numpy()[1:].T + net.bias.detach().numpy(), rtol=1e-5, atol=1e-4)
 
 
+def test_shorter_windows_are_read_and_averaged(fitted: Recommender) -> None:
+    from recloop.models.sasrec import numpy_state
+
+    model = _model(fitted)
+    h = np.asarray(fitted.sequences_[3], np.int64)
+    assert len(h) > model.max_len
+    w = model._numpy_weights(model._net())
+    saved = model.extra_windows
+    try:
+        model.extra_windows = ()
+        np.testing.assert_allclose(model.user_states(np.array([3]), [h])[0], numpy_state(w, h), rtol=1e-6)
+        model.extra_windows = (3, model.max_len + 5)  # a length past max_len is ignored
+        both = (numpy_state(w, h) + numpy_state(w, h, 3)) / 2
+        np.testing.assert_allclose(model.user_states(np.array([3]), [h])[0], both, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(numpy_state(w, h, 3), numpy_state(w, h), atol=1e-3)
+    finally:
+        model.extra_windows = saved
+
+
 def test_the_engine_keeps_each_events_timestamp_for_scoring(groups_df: pd.DataFrame, tmp_path: Path) -> None:
     rec = Recommender(model="sasrec", seed=0, online=OnlineConfig(enabled=False), **{**SMALL, "epochs": 2}).fit(groups_df)
     u = str(groups_df.user_id.iloc[0])
@@ -318,6 +337,8 @@ def test_invalid_hyperparameters_are_refused() -> None:
         SASRec(online_scope="blocks")
     with pytest.raises(ConfigError, match="tie_samples"):
         SASRec(tie_samples=0)
+    with pytest.raises(ConfigError, match="extra_windows"):
+        SASRec(extra_windows=[5, 0])
 
 
 @pytest.mark.slow
