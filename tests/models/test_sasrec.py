@@ -44,6 +44,12 @@ def _params(rec: Recommender) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
+def test_the_reported_training_loss_is_finite_and_falls(fitted: Recommender) -> None:
+    losses = [row["loss"] for row in fitted.fit_report_["history"]]
+    assert len(losses) == SMALL["epochs"] and all(np.isfinite(losses)), losses
+    assert losses[-1] < losses[0]
+
+
 def test_scores_read_the_history_not_the_user(fitted: Recommender) -> None:
     model = _model(fitted)
     h = np.asarray(fitted.sequences_[4], np.int64)

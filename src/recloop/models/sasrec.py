@@ -508,8 +508,11 @@ class SASRec(RecModel):
         logp = torch.log_softmax(logits, -1)
         total, norm = logits.new_zeros(()), logits.new_zeros(())
         for j, t in enumerate(targets):
-            ok = (t > 0).float()
-            total = total - self.future_decay ** j * (logp.gather(1, (t - 1).clamp_min(0).unsqueeze(1)).squeeze(1) * ok).sum()
+            ok = t > 0
+            # a target past the sequence's end gathers a placeholder that may be masked (-inf):
+            # select, not multiply by 0, or the reported loss is NaN (the gradient is the same)
+            picked = torch.where(ok, logp.gather(1, (t - 1).clamp_min(0).unsqueeze(1)).squeeze(1), 0.0)
+            total = total - self.future_decay ** j * picked.sum()
             norm = norm + self.future_decay ** j * ok.sum()
         return total / norm.clamp_min(1.0)
 
