@@ -532,8 +532,9 @@ class SASRec(RecModel):
         return torch.from_numpy(out), True, bag
 
     def _states(self, histories: Sequence[np.ndarray], times: Sequence[np.ndarray] | None) -> np.ndarray:
-        """(batch, dim) outputs at each history's end; with ``times`` (each history's event
-        timestamps), the mean over ``tie_samples`` orders of its same-second events."""
+        """(batch, dim) outputs at each history's end, averaged over the window read whole
+        and cut to each of ``extra_windows``; with ``times`` (each history's event
+        timestamps), also over ``tie_samples`` orders of its same-second events."""
         net = self._net()
         n_orders = self.tie_samples if times is not None else 1
         orders = [tie_orders(np.asarray(h, np.int64), None if times is None else np.asarray(times[r]), self.max_len,
