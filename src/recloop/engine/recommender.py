@@ -33,6 +33,18 @@ MAX_K = 1000
 FORMAT_VERSION = 1
 
 
+def known_history(hist: list[np.ndarray], times: list[np.ndarray] | None,
+                  n_items: int) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]]]:
+    """Histories without the items a model has no row for yet (tables grow lazily, in the
+    learner's step), and the keyword arguments that pass their timestamps, cut alike, to
+    ``score`` / ``user_states`` (none when ``times`` is None)."""
+    keep = [None if not len(h) or h.max() < n_items else h < n_items for h in hist]
+    cut = [h if k is None else h[k] for h, k in zip(hist, keep)]
+    if times is None:
+        return cut, {}
+    return cut, {"times": [t if k is None else t[k] for t, k in zip(times, keep)]}
+
+
 class Recommender:
     """Fit, recommend, score and learn online with one registered model.
 
@@ -226,13 +238,9 @@ class Recommender:
         warm = np.array([x >= 0 and (len(h) > 0 or not self.model_.uses_history) for x, h in zip(arr, hist)], bool)
         if warm.any():
             with self._model_lock:
-                # tables grow lazily (in the learner's step): hide items the model has no row for yet
-                lim = self.model_.n_items_
-                if times is not None:
-                    times = [t if not len(h) or h.max() < lim else t[h < lim] for h, t in zip(hist, times)]
-                hist = [h if not len(h) or h.max() < lim else h[h < lim] for h in hist]
+                hist, extra = known_history(hist, times, self.model_.n_items_)
                 warm[warm] = self.model_.can_personalise(arr[warm], [h for h, w in zip(hist, warm) if w])
-                extra = {} if times is None else {"times": [t for t, w in zip(times, warm) if w]}
+                extra = {k: [t for t, w in zip(v, warm) if w] for k, v in extra.items()}
                 s = self.model_.score(arr[warm], [h for h, w in zip(hist, warm) if w], **extra) if warm.any() else None
             if s is not None:
                 m = min(s.shape[1], n_items)

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from recloop.engine import Recommender
+from recloop.engine.recommender import known_history
 from recloop.events import parse_id
 
 log = logging.getLogger(__name__)
@@ -250,8 +251,7 @@ class Retriever:
         user_vectors, items, bias = parts
         if not len(users):
             return False
-        extra = {} if times is None else {"times": [t[h < len(items)] for h, t in zip(hist, times)]}
-        hist = [h[h < len(items)] for h in hist]
+        hist, extra = known_history(hist, times, len(items))
         exact = np.asarray(self.rec.model_.score(users, hist, **extra))[:, : len(items)]
         approx = _numpy(user_vectors(users, hist, **extra)) @ items.T + (0.0 if bias is None else bias)
         return bool(np.allclose(exact, approx, rtol=1e-3, atol=1e-3))
@@ -284,8 +284,7 @@ class Retriever:
                 return None
             user_vectors, items, bias = parts
             n_model = len(items)
-            extra = {} if times is None else {"times": [times[hist < n_model]]}
-            hist = hist[hist < n_model]
+            (hist,), extra = known_history([hist], None if times is None else [times], n_model)
             u = _numpy(user_vectors(np.asarray([uidx], np.int64), [hist], **extra))[0]
             want = k + len(seen) + max(k, 32)
             cand = index.search(u, want)
