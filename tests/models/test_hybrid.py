@@ -1,5 +1,6 @@
-"""``hybrid``: its scores are the weighted blend of its parts', a dot product, and both parts
-learn online. The shared contract is in ``tests/test_conformance.py``."""
+"""``hybrid``: its scores are the weighted blend of its parts' plus an online item offset, a
+dot product, and both parts learn online when asked. The shared contract is in
+``tests/test_conformance.py``; ``OnlineBias`` itself in ``tests/models/test_online_bias.py``."""
 from __future__ import annotations
 
 from typing import Any
@@ -11,6 +12,7 @@ from synthdata import synthetic
 
 from recloop import Recommender
 from recloop.errors import ConfigError
+from recloop.online import OnlineConfig
 from recloop.models import OnlineBatch
 from recloop.models.hybrid import Hybrid
 
@@ -93,7 +95,8 @@ def test_no_online_parameter_steps_by_default(groups_df: pd.DataFrame) -> None:
     before = {k: v.copy() for k, v in _tables(model).items()}
     batch = OnlineBatch(np.array([2, 3]), np.array([4, 5]), np.ones(2, np.float32), np.ones(2, np.float32),
                         [np.array([0, 2], np.int64), np.array([1, 3], np.int64)])
-    assert model.learn(batch) == 0.0
+    loss = model.learn(batch)  # the online item offset's loss: the parts' tables stay put
+    assert np.isfinite(loss) and loss > 0
     for k, v in _tables(model).items():
         np.testing.assert_array_equal(v, before[k])
     # and the state still adapts: a new event changes the next answer
@@ -117,6 +120,87 @@ def test_save_load_keeps_the_weight_and_both_parts(fitted: Recommender, tmp_path
         np.testing.assert_allclose(back.score_all(user)[1], fitted.score_all(user)[1], rtol=1e-6)
 
 
+def _stream(groups_df: pd.DataFrame, n: int = 120) -> list[dict[str, Any]]:
+    """``n`` later events: known users each choosing an item they have not seen yet."""
+    rng = np.random.default_rng(3)
+    items = sorted(groups_df.item_id.astype(str).unique())
+    seen = groups_df.groupby(groups_df.user_id.astype(str)).item_id.apply(lambda x: set(x.astype(str))).to_dict()
+    users = sorted(seen)
+    out = []
+    for k in range(n):
+        u = users[int(rng.integers(len(users)))]
+        fresh = [i for i in items if i not in seen[u]]
+        i = fresh[int(rng.integers(len(fresh)))]
+        seen[u].add(i)
+        out.append({"user_id": u, "item_id": i, "timestamp": 2e9 + k})
+    return out
+
+
+def _online(groups_df: pd.DataFrame, **kw: Any) -> Recommender:
+    # steps in the caller every 16 events: reproducible
+    return Recommender(model="hybrid", seed=0, online=OnlineConfig(max_batch=16, background=False),
+                       **SMALL, **kw).fit(groups_df)
+
+
+def test_the_online_offset_learns_from_events_and_stays_a_dot_product(groups_df: pd.DataFrame) -> None:
+    rec = _online(groups_df)
+    model = _model(rec)
+    users, hist = _cases(rec)
+    blend = model._blend(users, hist)
+    np.testing.assert_array_equal(model.score(users, hist), blend)  # offset 0 after the fit
+    rec.update(_stream(groups_df))
+    rec.flush()
+    offset = model.online_bias.value
+    assert offset.shape == (rec.n_items,) and np.abs(offset).max() > 1e-3
+    assert abs(float(offset.sum())) < 1e-3  # each step moves the chosen items up by what it takes from the rest
+    np.testing.assert_allclose(model.score(users, hist), model._blend(users, hist) + offset, rtol=1e-5, atol=1e-5)
+    via_dot = model.user_states(users, hist) @ model.item_vectors().T + model.item_bias()  # type: ignore[union-attr]
+    np.testing.assert_allclose(via_dot, model.score(users, hist), rtol=1e-4, atol=1e-4)
+
+
+def test_served_scores_teach_the_offset_as_recomputed_ones_would(groups_df: pd.DataFrame) -> None:
+    """The step reuses the rows served to each user just before the event; a user shown
+    nothing gets the row computed in the step. Both ways give the same offset."""
+    served, unserved = _online(groups_df), _online(groups_df)
+    recall, hits = _model(served).online_bias.recall, []
+
+    def counted(*args: Any) -> Any:
+        row = recall(*args)
+        hits.append(row is not None)
+        return row
+
+    _model(served).online_bias.recall = counted  # type: ignore[method-assign]
+    for event in _stream(groups_df):
+        served.recommend(event["user_id"], k=5)
+        served.update(event)
+        unserved.update(event)
+    served.flush()
+    unserved.flush()
+    assert len(hits) == 120 and all(hits)  # every row came from what was served
+    np.testing.assert_allclose(_model(served).online_bias.value, _model(unserved).online_bias.value, atol=1e-5)
+
+
+def test_an_offset_rate_of_zero_keeps_the_blend(groups_df: pd.DataFrame) -> None:
+    rec = _online(groups_df, online_bias_lr=0)
+    rec.update(_stream(groups_df))
+    rec.flush()
+    assert not _model(rec).online_bias.value.any()
+
+
+def test_save_load_keeps_the_offset(groups_df: pd.DataFrame, tmp_path: Any) -> None:
+    rec = _online(groups_df)
+    rec.update(_stream(groups_df))
+    rec.save(tmp_path / "h")
+    back = Recommender.load(tmp_path / "h")
+    np.testing.assert_array_equal(_model(back).online_bias.value, _model(rec).online_bias.value)
+    assert _model(back).online_bias.lr == 0.03
+    # a snapshot from before the offset existed loads with none
+    state = _model(rec).get_state()
+    del state["online_bias"]
+    _model(back).set_state(state)
+    assert not _model(back).online_bias.value.any()
+
+
 def test_invalid_hyperparameters_are_refused() -> None:
     with pytest.raises(ConfigError, match="mf_weight"):
         Hybrid(mf_weight=1.5)
@@ -126,6 +210,9 @@ def test_invalid_hyperparameters_are_refused() -> None:
         Hybrid(sasrec="big")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="max_len"):  # a part's own check, before any fit
         Hybrid(sasrec={"max_len": 0})
+    for bad in (-0.1, float("inf"), True, "0.1"):
+        with pytest.raises(ConfigError, match="online_bias_lr"):
+            Hybrid(online_bias_lr=bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.slow

@@ -102,6 +102,10 @@ class Prefixes(Sequence[np.ndarray]):
         row = self._row
         return (row(s, int(e)) for s, e in zip(self._seqs, self._ends))
 
+    def whole(self, r: int) -> np.ndarray:
+        """Row ``r`` uncut: every item before its event, not only the last ``max_len``."""
+        return np.asarray(self._seqs[r][:int(self._ends[r])], np.int64)
+
     def tails(self, length: int) -> tuple[np.ndarray, np.ndarray]:
         """Each row's last ``min(length, max_len)`` items: (n,) counts and their concatenation
         (rows in order, each oldest first)."""
