@@ -66,7 +66,7 @@ def test_scores_are_a_dot_product_for_the_retrieval_index(fitted: Recommender) -
 def test_a_weight_of_zero_or_one_is_one_part_alone(groups_df: pd.DataFrame, weight: float, alone: str) -> None:
     rec = Recommender(model="hybrid", seed=0, mf_weight=weight, **SMALL).fit(groups_df)
     # the blend holds out each user's latest item for its parts' early stopping; sasrec alone would not
-    # and its parts' defaults where they differ from the models' own (sasrec reads its window once)
+    # and its parts' defaults where they differ from the models' own (sasrec reads fewer views)
     from recloop.models.hybrid import PART_DEFAULTS
 
     ref = Recommender(model=alone, seed=0, **{**PART_DEFAULTS[alone], **SMALL.get(alone, {})}).fit(groups_df, validation=True)

@@ -255,6 +255,22 @@ def test_shorter_windows_are_read_and_averaged(fitted: Recommender) -> None:
         model.extra_windows = saved
 
 
+@pytest.mark.parametrize("length", [1, 2, 4, 12, 40])
+def test_several_windows_in_one_pass_equal_separate_passes(fitted: Recommender, length: int) -> None:
+    """Windows are read in one batch, a shorter one as the whole window with its earlier keys
+    masked: the same as cutting the history to it, per order."""
+    from recloop.models.sasrec import numpy_state
+
+    model = _model(fitted)
+    w = model._numpy_weights(model._net())
+    rng = np.random.default_rng(length)
+    base = rng.integers(0, fitted.n_items, length)
+    orders = np.stack([base, *(rng.permutation(base) for _ in range(2))])
+    windows = [model.max_len, 5, 2, 1]
+    separate = np.mean([numpy_state(w, orders, x) for x in windows], 0)
+    np.testing.assert_allclose(numpy_state(w, orders, windows), separate, rtol=1e-5, atol=1e-5)
+
+
 def test_the_engine_keeps_each_events_timestamp_for_scoring(groups_df: pd.DataFrame, tmp_path: Path) -> None:
     rec = Recommender(model="sasrec", seed=0, online=OnlineConfig(enabled=False), **{**SMALL, "epochs": 2}).fit(groups_df)
     u = str(groups_df.user_id.iloc[0])

@@ -32,15 +32,16 @@ from recloop.models.registry import create, register
 #: the parts, in blending order: the sequence model, then the collaborative one
 PARTS = ("sasrec", "mf")
 #: defaults of the parts that differ from their own: no online parameter steps. The blend
-#: adapts through state (SASRec reads the new events, ``mf`` folds in the user's history);
-#: on the replay the steps were neutral (HR@10 0.2359 with ``mf``'s, 0.2367 with none) and
-#: the online learner holding the model for them cut recommend + update from 1,860 to
-#: 1,110 events/s (740 with SASRec's as well). Either part's ``online_lr`` turns them on.
-#: SASRec's part reads its window once, as logged (``tie_samples=1``, no ``extra_windows``):
-#: averaging over 8 orders of same-second events lifted the replay to 0.2412 (from 0.2388)
-#: but halved recommend + update, to 809 events/s, below the 1,000 the stream needs; 4
-#: orders gave 0.2407 at 1,030/s against 0.2390 at 1,309/s, shorter windows 0.2401 at 737/s.
-PART_DEFAULTS: dict[str, dict[str, Any]] = {"sasrec": {"online_lr": 0.0, "tie_samples": 1, "extra_windows": ()},
+#: adapts through state (SASRec reads the new events, ``mf`` folds in the user's history)
+#: and through its online item offset; on the replay the parts' steps were neutral (HR@10
+#: 0.2359 with ``mf``'s, 0.2367 with none) and the online learner holding the model for them
+#: cut recommend + update from 1,860 to 1,110 events/s (740 with SASRec's as well). Either
+#: part's ``online_lr`` turns them on. SASRec's part averages 4 orders of same-second events
+#: (``tie_samples=4``) and reads no shorter windows: with the offset, scratch replays gave
+#: HR@10 0.2420 for the logged order alone at 1,270–1,290 events/s, 0.2440 for 4 orders at
+#: 1,070–1,090/s, 0.2455 for 8 at 1,050–1,070/s, and 0.2461 for 8 orders with windows 5 and
+#: 2 as well, at 860/s, below the 1,000 the stream needs.
+PART_DEFAULTS: dict[str, dict[str, Any]] = {"sasrec": {"online_lr": 0.0, "tie_samples": 4, "extra_windows": ()},
                                             "mf": {"online_lr": 0.0}}
 
 
@@ -60,8 +61,8 @@ class Hybrid(RecModel):
     sasrec, mf
         Hyperparameters of each part: their own defaults where left out, except
         ``online_lr``, 0 for both here (``PART_DEFAULTS``: no online parameter steps), and
-        SASRec's ``tie_samples`` (1) and ``extra_windows`` (none): its window is read once,
-        as logged, for the replay's speed.
+        SASRec's ``tie_samples`` (4) and ``extra_windows`` (none): fewer views of its
+        window than alone, for the replay's speed.
     online_bias_lr
         Learning rate of the blend's online item offset (``OnlineBias``): every new positive
         event steps it towards the item chosen, against the blend's own prediction for that

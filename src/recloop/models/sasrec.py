@@ -172,7 +172,9 @@ class _NumpyWeights:
         def lin(x: nn.Linear) -> tuple[np.ndarray, np.ndarray]:
             return a(x.weight).T, a(x.bias)
 
-        self.key = (id(net), id(net.item), id(net.bias))
+        # the objects themselves, not their ids: a freed parameter's id can be reused by a
+        # later one, and an id match would then serve stale views
+        self.key = (net, net.item, net.bias)
         self.m, self.d = net.max_len, net.dim
         self.item, self.pos, self.bias = a(net.item), a(net.pos), a(net.bias)
         self.blocks = [(b.n_heads, ln(b.ln1), a(b.qkv.weight)[:self.d].T, a(b.qkv.bias)[:self.d],
@@ -196,22 +198,40 @@ def _softmax_last(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | None = None) -> np.ndarray:
+def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | Sequence[int] | None = None) -> np.ndarray:
     """The output of ``net(seq, padded=False, before, last_only=True)`` for one non-empty
     history, in numpy: the same maths without torch's per-operation overhead, which is
     most of the cost of scoring one user (tests check it against the torch path).
 
     ``history`` is (length,) → (dim,), or (orders, length): the same items in several
     orders (the long-term mean, which ignores order, is shared) → (orders, dim).
-    ``window``: read only the last ``window`` items (at most ``max_len``, the default).
+    ``window``: read only the last ``window`` items (at most ``max_len``, the default); a
+    sequence of windows gives the mean of the outputs over them, computed in one pass: a
+    shorter window is the whole one with the keys before it masked out (its positions keep
+    their embeddings, and the long-term mean covers the whole history either way).
     """
     hs = np.atleast_2d(history)
     m, d = w.m, w.d
-    win = m if window is None else min(window, m)
-    cut = hs[:, -win:]
-    r, n = cut.shape
+    wins = [m if x is None else min(x, m) for x in (window if isinstance(window, Sequence) else [window])]
+    n = min(max(wins), hs.shape[1])
+    cut = hs[:, -n:]
+    n_orders = cut.shape[0]
     e = w.item[cut + 1]
     x = e * np.float32(math.sqrt(d)) + w.pos[m - n:]
+    starts = sorted({max(0, n - x) for x in wins})
+    if len(wins) > 1:  # one row per (window, order), windows outermost
+        x = np.concatenate([x] * len(wins))
+    r = x.shape[0]
+    causal = np.tri(n, dtype=bool)
+    if starts != [0]:
+        # (windows, n, n): a query sees keys from its window's start on, or itself (masked
+        # positions then stay finite; nothing inside the window reads them)
+        first = np.array([max(0, n - x) for x in wins])[:, None, None]
+        keys = np.arange(n)
+        see = causal & ((keys[None, None, :] >= first) | np.eye(n, dtype=bool))
+        key_mask = np.repeat(see, n_orders, 0)[:, None]  # (r, 1, n, n)
+    else:
+        key_mask = causal
     for j, (heads, ln1, wq, bq, wkv, bkv, proj, ln2, ff1, ff2) in enumerate(w.blocks):
         dh = d // heads
         h = _layer_norm(x, ln1)
@@ -219,20 +239,25 @@ def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | None = None
         k, v = kv[:, :, 0].transpose(0, 2, 3, 1), kv[:, :, 1].transpose(0, 2, 1, 3)  # (r, heads, dh, n), (r, heads, n, dh)
         if j == len(w.blocks) - 1:  # only the last position matters from the top block
             q = (h[:, -1] @ wq + bq).reshape(r, heads, 1, dh)
-            att = _softmax_last(q @ k / np.float32(math.sqrt(dh)))  # (r, heads, 1, n)
+            sc = q @ k / np.float32(math.sqrt(dh))  # (r, heads, 1, n)
+            if key_mask is not causal:
+                sc = np.where(key_mask[:, :, -1:], sc, -np.inf)
+            att = _softmax_last(sc)
             x = x[:, -1:] + (att @ v).reshape(r, 1, d) @ proj[0] + proj[1]
         else:
             q = (h @ wq + bq).reshape(r, n, heads, dh).transpose(0, 2, 1, 3)
             sc = q @ k / np.float32(math.sqrt(dh))  # (r, heads, n, n)
-            sc = np.where(np.tri(n, dtype=bool), sc, -np.inf)
+            sc = np.where(key_mask, sc, -np.inf)
             x = x + (_softmax_last(sc) @ v).transpose(0, 2, 1, 3).reshape(r, n, d) @ proj[0] + proj[1]
         f = _layer_norm(x, ln2) @ ff1[0] + ff1[1]
         f = 0.5 * f * (1.0 + _erf(f * np.float32(0.7071067811865476)))
         x = x + f.astype(np.float32, copy=False) @ ff2[0] + ff2[1]
     if w.long is not None:
-        total = e[0].sum(0) + w.item[hs[0, :-win] + 1].sum(0) if hs.shape[1] > win else e[0].sum(0)
+        total = e[0].sum(0) + w.item[hs[0, :-n] + 1].sum(0) if hs.shape[1] > n else e[0].sum(0)
         x = x + (total / np.float32(hs.shape[1])) @ w.long[0] + w.long[1]
     out: np.ndarray = _layer_norm(x[:, -1], w.ln).astype(np.float32, copy=False)
+    if len(wins) > 1:
+        out = out.reshape(len(wins), n_orders, d).mean(0)
     return out if np.ndim(history) == 2 else out[0]
 
 
@@ -542,7 +567,7 @@ class SASRec(RecModel):
         windows = [self.max_len, *(x for x in self.extra_windows if x < self.max_len)]
         if 0 < len(histories) <= _NUMPY_ROWS and all(len(h) for h in histories):
             w = self._numpy_weights(net)
-            return np.stack([np.mean([numpy_state(w, o, x).mean(0) for x in windows], 0) for o in orders])
+            return np.stack([numpy_state(w, o, windows).mean(0) for o in orders])
         rows = [row for o in orders for row in o]
         with torch.inference_mode():
             out: np.ndarray = sum(net(*self._batch(rows, x), last_only=True)[:, -1] for x in windows).numpy() / len(windows)
@@ -577,7 +602,7 @@ class SASRec(RecModel):
 
     def _numpy_weights(self, net: SASRecNet) -> _NumpyWeights:
         w = self._np_weights
-        if w is None or w.key != (id(net), id(net.item), id(net.bias)):
+        if w is None or any(a is not b for a, b in zip(w.key, (net, net.item, net.bias))):
             w = self._np_weights = _NumpyWeights(net)
         return w
 
