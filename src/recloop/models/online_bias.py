@@ -24,6 +24,7 @@ replay the offset then hurt (scratch replays in ``docs/benchmarks.md``).
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -56,32 +57,38 @@ class OnlineBias:
         self.value = np.zeros(n_items, np.float32)
         self.cache_bytes = cache_bytes
         self._served: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()  # the owner's callers normally hold the model lock; this one is cheap
 
     def remember(self, user_idx: np.ndarray, lengths: Sequence[int], scores: np.ndarray) -> None:
         """Keep copies of these rows of scores *without* the offset, as served to each user with
         a history of ``lengths[r]`` items (oldest dropped past ``cache_bytes``).
 
-        Only when learning and for a request's few rows; the caller holds the model lock.
+        Only when learning and for a request's few rows.
         """
         if self.lr == 0 or len(user_idx) > self.REMEMBER_ROWS or not scores.size:
             return
         cap = max(1, self.cache_bytes // max(1, scores.shape[1] * 4))
-        served = self._served
-        for r, (u, n) in enumerate(zip(np.asarray(user_idx).tolist(), lengths)):
-            served[(int(u), int(n))] = np.array(scores[r], np.float32)
-            served.move_to_end((int(u), int(n)))
-        while len(served) > cap:
-            served.popitem(last=False)
+        rows = {(int(u), int(n)): np.array(scores[r], np.float32)
+                for r, (u, n) in enumerate(zip(np.asarray(user_idx).tolist(), lengths))}
+        with self._lock:
+            served = self._served
+            for key, row in rows.items():
+                served[key] = row
+                served.move_to_end(key)
+            while len(served) > cap:
+                served.popitem(last=False)
 
     def recall(self, user: int, length: int, n_items: int) -> np.ndarray | None:
         """The row remembered for ``user`` with a history of ``length`` items, if it covers
         ``n_items`` items (none grown since); each row is recalled once."""
-        row = self._served.pop((user, length), None)
+        with self._lock:
+            row = self._served.pop((user, length), None)
         return row if row is not None and len(row) == n_items else None
 
     def forget(self) -> None:
         """Drop every remembered row (the model's parameters changed)."""
-        self._served.clear()
+        with self._lock:
+            self._served.clear()
 
     def grow(self, n_items: int) -> None:
         """New items start at 0: their fitted (or initial) bias alone."""
