@@ -12,9 +12,9 @@ from synthdata import synthetic
 
 from recloop import Recommender
 from recloop.errors import ConfigError
-from recloop.online import OnlineConfig
 from recloop.models import OnlineBatch
 from recloop.models.hybrid import Hybrid
+from recloop.online import OnlineConfig
 
 SMALL: dict[str, Any] = {"sasrec": {"epochs": 30, "dim": 32, "ffn_dim": 32}}
 

@@ -279,7 +279,7 @@ def test_the_engine_keeps_each_events_timestamp_for_scoring(groups_df: pd.DataFr
     assert before == len(rec.sequences_[uidx])
     rec.update([{"user_id": u, "item_id": str(i), "timestamp": 2e9, "type": "click"} for i in groups_df.item_id.unique()[:3]])
     assert rec.times_[uidx][before:] == [2e9] * (len(rec.sequences_[uidx]) - before)
-    ids, scores = rec.score_all(u)
+    _, scores = rec.score_all(u)
     model = _model(rec)
     hist, times = np.asarray(rec.sequences_[uidx], np.int64), np.asarray(rec.times_[uidx])
     np.testing.assert_allclose(scores[: model.n_items_], model.score(np.array([uidx]), [hist], [times])[0], rtol=1e-5)
