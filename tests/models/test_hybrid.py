@@ -180,6 +180,30 @@ def test_served_scores_teach_the_offset_as_recomputed_ones_would(groups_df: pd.D
     np.testing.assert_allclose(_model(served).online_bias.value, _model(unserved).online_bias.value, atol=1e-5)
 
 
+def test_a_large_catalogue_steps_the_offset_in_chunks(groups_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The step holds at most ``STEP_FLOATS`` scores: smaller sequential steps, much the same offset."""
+    import recloop.models.hybrid as hybrid
+
+    whole = _online(groups_df)
+    whole.update(_stream(groups_df))
+    whole.flush()
+    monkeypatch.setattr(hybrid, "STEP_FLOATS", 3 * whole.n_items)  # 3 rows at a time
+    chunked = _online(groups_df)
+    steps: list[int] = []
+    step = _model(chunked).online_bias.step
+
+    def counted(scores: np.ndarray, *args: Any) -> float:
+        steps.append(len(scores))
+        return step(scores, *args)
+
+    _model(chunked).online_bias.step = counted  # type: ignore[method-assign]
+    chunked.update(_stream(groups_df))
+    chunked.flush()
+    assert max(steps) == 3 and sum(steps) == 120
+    np.testing.assert_allclose(_model(chunked).online_bias.value, _model(whole).online_bias.value, atol=5e-3)
+    assert np.abs(_model(chunked).online_bias.value).max() > 1e-2
+
+
 def test_an_offset_rate_of_zero_keeps_the_blend(groups_df: pd.DataFrame) -> None:
     rec = _online(groups_df, online_bias_lr=0)
     rec.update(_stream(groups_df))

@@ -31,6 +31,9 @@ from recloop.models.registry import create, register
 
 #: the parts, in blending order: the sequence model, then the collaborative one
 PARTS = ("sasrec", "mf")
+#: scores held at once by the online offset's step (rows x items): 32 MB; the step costs
+#: O(items) per event, so on a large catalogue it takes many smaller steps
+STEP_FLOATS = 8_000_000
 #: defaults of the parts that differ from their own: no online parameter steps. The blend
 #: adapts through state (SASRec reads the new events, ``mf`` folds in the user's history)
 #: and through its online item offset; on the replay the parts' steps were neutral (HR@10
@@ -191,19 +194,25 @@ class Hybrid(RecModel):
             return loss
         seen = [h for h in seen if len(h)]
         users = np.asarray(batch.user_idx, np.int64)[rows]
+        items = np.asarray(batch.item_idx, np.int64)[rows]
         bias = self.online_bias
         if not self._frozen:
             bias.forget()
         n_items = self.n_items_
-        kept = [bias.recall(int(u), len(h), n_items) for u, h in zip(users.tolist(), seen)]
-        missed = [r for r, row in enumerate(kept) if row is None]
-        scores = np.empty((len(rows), n_items), np.float32)
-        if missed:
-            scores[missed] = self._blend(users[missed], [seen[r] for r in missed])[:, :n_items]
-        for r, row in enumerate(kept):
-            if row is not None:
-                scores[r] = row
-        return bias.step(bias.add_to(scores), np.asarray(batch.item_idx, np.int64)[rows], seen)
+        chunk = max(1, STEP_FLOATS // max(1, n_items))  # bounded memory on a large catalogue
+        losses = []
+        for a in range(0, len(rows), chunk):
+            u, h = users[a:a + chunk], seen[a:a + chunk]
+            kept = [bias.recall(int(x), len(y), n_items) for x, y in zip(u.tolist(), h)]
+            missed = [r for r, row in enumerate(kept) if row is None]
+            scores = np.empty((len(u), n_items), np.float32)
+            if missed:
+                scores[missed] = self._blend(u[missed], [h[r] for r in missed])[:, :n_items]
+            for r, row in enumerate(kept):
+                if row is not None:
+                    scores[r] = row
+            losses.append(bias.step(bias.add_to(scores), items[a:a + chunk], h) * len(u))
+        return float(sum(losses) / len(rows))
 
     # ------------------------------------------------------------------ persistence
     def hyperparameters(self) -> dict[str, Any]:
