@@ -15,8 +15,8 @@ full scores of the events' users. Those are usually the scores just served: a us
 shown recommendations, then reacts. So the owning model ``remember``s the rows it scores
 for a request's few users, keyed by user and history length, and its online step
 ``recall``s them, computing only the rows it misses; on the replay that keeps recommend +
-update at about 0.95 of its speed without the offset, against 0.8 when every row is
-scored again (the step holds the model lock, which requests wait for).
+update at about 0.9 of its speed without the offset, against 0.8 when every row is scored
+again (the step holds the model lock, which requests wait for).
 Masking the seen items matters: without the mask, every event pushes down the items its
 user already has, which the model was right to rank high, and on the MovieLens-100K
 replay the offset then hurt (scratch replays in ``docs/benchmarks.md``).

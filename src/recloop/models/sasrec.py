@@ -212,23 +212,23 @@ def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | Sequence[in
     """
     hs = np.atleast_2d(history)
     m, d = w.m, w.d
-    wins = [m if x is None else min(x, m) for x in (window if isinstance(window, Sequence) else [window])]
+    wins = [m if k is None else min(k, m) for k in (window if isinstance(window, Sequence) else [window])]
     n = min(max(wins), hs.shape[1])
     cut = hs[:, -n:]
     n_orders = cut.shape[0]
     e = w.item[cut + 1]
     x = e * np.float32(math.sqrt(d)) + w.pos[m - n:]
-    starts = sorted({max(0, n - x) for x in wins})
-    if len(wins) > 1:  # one row per (window, order), windows outermost
-        x = np.concatenate([x] * len(wins))
+    # windows no longer than the history differ; longer ones all read it whole
+    starts, counts = np.unique([max(0, n - k) for k in wins], return_counts=True)
+    if len(starts) > 1:  # one row per (window, order), windows outermost
+        x = np.concatenate([x] * len(starts))
     r = x.shape[0]
     causal = np.tri(n, dtype=bool)
-    if starts != [0]:
+    if starts.any():
         # (windows, n, n): a query sees keys from its window's start on, or itself (masked
         # positions then stay finite; nothing inside the window reads them)
-        first = np.array([max(0, n - x) for x in wins])[:, None, None]
         keys = np.arange(n)
-        see = causal & ((keys[None, None, :] >= first) | np.eye(n, dtype=bool))
+        see = causal & ((keys[None, None, :] >= starts[:, None, None]) | np.eye(n, dtype=bool))
         key_mask = np.repeat(see, n_orders, 0)[:, None]  # (r, 1, n, n)
     else:
         key_mask = causal
@@ -256,8 +256,9 @@ def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | Sequence[in
         total = e[0].sum(0) + w.item[hs[0, :-n] + 1].sum(0) if hs.shape[1] > n else e[0].sum(0)
         x = x + (total / np.float32(hs.shape[1])) @ w.long[0] + w.long[1]
     out: np.ndarray = _layer_norm(x[:, -1], w.ln).astype(np.float32, copy=False)
-    if len(wins) > 1:
-        out = out.reshape(len(wins), n_orders, d).mean(0)
+    if len(starts) > 1:
+        weights = (counts / counts.sum()).astype(np.float32)
+        out = np.tensordot(weights, out.reshape(len(starts), n_orders, d), 1)
     return out if np.ndim(history) == 2 else out[0]
 
 
