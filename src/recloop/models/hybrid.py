@@ -192,12 +192,12 @@ class Hybrid(RecModel):
         n = len(batch.item_idx) if batch.n_fresh is None else batch.n_fresh
         hists = batch.histories
         whole = hists.whole if isinstance(hists, Prefixes) else hists.__getitem__
-        rows = [r for r in range(n) if batch.label[r] > 0.5]
-        seen = [whole(r) for r in rows]
-        rows = [r for r, h in zip(rows, seen) if len(h)]  # a first event is served by popularity
-        if not rows:
+        # positive events with a history (a first event is served by popularity)
+        picked = [(r, h) for r in range(n) if batch.label[r] > 0.5 and len(h := whole(r))]
+        if not picked:
             return loss
-        seen = [h for h in seen if len(h)]
+        rows = [r for r, _ in picked]
+        seen = [h for _, h in picked]
         users = np.asarray(batch.user_idx, np.int64)[rows]
         items = np.asarray(batch.item_idx, np.int64)[rows]
         bias = self.online_bias

@@ -33,7 +33,7 @@ import numpy as np
 from recloop.errors import ConfigError
 
 
-def check_rate(name: str, lr: object) -> float:
+def _check_rate(name: str, lr: object) -> float:
     """``lr`` as a float, or ``ConfigError`` naming ``name`` unless it is a finite number >= 0."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr >= 0):
         raise ConfigError(f"{name} must be a finite number >= 0, got {lr!r}")
@@ -53,7 +53,7 @@ class OnlineBias:
     REMEMBER_ROWS = 4
 
     def __init__(self, lr: float, n_items: int = 0, cache_bytes: int = 16 << 20) -> None:
-        self.lr = check_rate("online_bias_lr", lr)
+        self.lr = _check_rate("online_bias_lr", lr)
         self.value = np.zeros(n_items, np.float32)
         self.cache_bytes = cache_bytes
         self._served: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
