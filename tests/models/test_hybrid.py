@@ -1,5 +1,5 @@
 """``hybrid``: its scores are the weighted blend of its parts' plus an online item offset, a
-dot product, and both parts learn online when asked. The shared contract is in
+dot product without its EASE part, and its low-rank parts learn online when asked. The shared contract is in
 ``tests/test_conformance.py``; ``OnlineBias`` itself in ``tests/models/test_online_bias.py``."""
 from __future__ import annotations
 
@@ -48,12 +48,16 @@ def test_scores_are_the_weighted_blend_of_the_parts(fitted: Recommender, rows: i
     model = _model(fitted)
     users, hist = _cases(fitted)
     users, hist = np.resize(users, rows), [hist[r % len(hist)] for r in range(rows)]
-    expected = 0.7 * model.parts["sasrec"].score(users, hist) + 0.3 * model.parts["mf"].score(users, hist)
+    parts = {name: model.parts[name].score(users, hist) for name in ("sasrec", "mf", "ease")}
+    assert np.abs(parts["ease"]).max() > 0
+    expected = 0.65 * parts["sasrec"] + 0.35 * parts["mf"] + 0.75 * parts["ease"]
     np.testing.assert_allclose(model.score(users, hist), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_scores_are_a_dot_product_for_the_retrieval_index(fitted: Recommender) -> None:
+def test_scores_are_a_dot_product_without_the_ease_part(fitted: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
     model = _model(fitted)
+    assert model.item_vectors() is None  # EASE's item-item sums are no dot product: no retrieval index
+    monkeypatch.setattr(model, "ease_weight", 0.0)
     users, hist = _cases(fitted)
     vectors, bias = model.item_vectors(), model.item_bias()
     assert vectors is not None and bias is not None
@@ -64,7 +68,7 @@ def test_scores_are_a_dot_product_for_the_retrieval_index(fitted: Recommender) -
 
 @pytest.mark.parametrize(("weight", "alone"), [(0.0, "sasrec"), (1.0, "mf")])
 def test_a_weight_of_zero_or_one_is_one_part_alone(groups_df: pd.DataFrame, weight: float, alone: str) -> None:
-    rec = Recommender(model="hybrid", seed=0, mf_weight=weight, **SMALL).fit(groups_df)
+    rec = Recommender(model="hybrid", seed=0, mf_weight=weight, ease_weight=0.0, **SMALL).fit(groups_df)
     # the blend holds out each user's latest item for its parts' early stopping; sasrec alone would not
     # and its parts' defaults where they differ from the models' own (sasrec reads fewer views)
     from recloop.models.hybrid import PART_DEFAULTS
@@ -114,10 +118,15 @@ def _tables(model: Hybrid) -> dict[str, np.ndarray]:
 def test_save_load_keeps_the_weight_and_both_parts(fitted: Recommender, tmp_path: Any) -> None:
     fitted.save(tmp_path / "h")
     back = Recommender.load(tmp_path / "h")
-    assert _model(back).mf_weight == 0.3
+    assert (_model(back).mf_weight, _model(back).ease_weight) == (0.35, 0.75)
     assert _model(back).parts["sasrec"].hyperparameters()["dim"] == 32
     for user in ("3", "8"):
         np.testing.assert_allclose(back.score_all(user)[1], fitted.score_all(user)[1], rtol=1e-6)
+    # a snapshot from before the EASE part loads with it off: blended as it was
+    state = _model(fitted).get_state()
+    del state["parts"]["ease"]
+    _model(back).set_state(state)
+    assert _model(back).ease_weight == 0.0 and _model(back).item_vectors() is not None
 
 
 def _stream(groups_df: pd.DataFrame, n: int = 120) -> list[dict[str, Any]]:
@@ -143,7 +152,7 @@ def _online(groups_df: pd.DataFrame, **kw: Any) -> Recommender:
 
 
 def test_the_online_offset_learns_from_events_and_stays_a_dot_product(groups_df: pd.DataFrame) -> None:
-    rec = _online(groups_df)
+    rec = _online(groups_df, ease_weight=0.0)
     model = _model(rec)
     users, hist = _cases(rec)
     blend = model._blend(users, hist)
@@ -204,6 +213,22 @@ def test_a_large_catalogue_steps_the_offset_in_chunks(groups_df: pd.DataFrame, m
     assert np.abs(_model(chunked).online_bias.value).max() > 1e-2
 
 
+def test_a_first_event_teaches_the_offset_against_the_offset_alone(groups_df: pd.DataFrame) -> None:
+    """A user with no history is served by popularity and the blend knows nothing of them:
+    their event is one softmax example of the offset's own scores (nothing masked)."""
+    rec = _online(groups_df)
+    model = _model(rec)
+    before = model.online_bias.value.copy()
+    item = rec.items_.get("5")
+    rec.update({"user_id": "newcomer", "item_id": "5", "timestamp": 2e9})
+    rec.flush()
+    p = np.exp(before - before.max())
+    p /= p.sum()
+    expect = before - 0.03 * p
+    expect[item] += 0.03
+    np.testing.assert_allclose(model.online_bias.value, expect, rtol=1e-5, atol=1e-7)
+
+
 def test_an_offset_rate_of_zero_keeps_the_blend(groups_df: pd.DataFrame) -> None:
     rec = _online(groups_df, online_bias_lr=0)
     rec.update(_stream(groups_df))
@@ -237,6 +262,10 @@ def test_invalid_hyperparameters_are_refused() -> None:
     for bad in (-0.1, float("inf"), True, "0.1"):
         with pytest.raises(ConfigError, match="online_bias_lr"):
             Hybrid(online_bias_lr=bad)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="ease_weight"):
+            Hybrid(ease_weight=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="recent_weight"):  # the EASE part's own check
+        Hybrid(ease={"recent_weight": -1})
 
 
 @pytest.mark.slow

@@ -375,3 +375,30 @@ def test_quality_floor_on_movielens_100k(ml100k_loo: Any) -> None:
     sampled = evaluate(rec, ml100k_loo.train, ml100k_loo.test, "sampled")
     assert full["ndcg@10"] >= 0.13 and full["hr@10"] >= 0.235, full
     assert full["sampled_hr@10_expected"] >= 0.77 and sampled["hr@10"] >= 0.76, (full, sampled)
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+@pytest.mark.parametrize("length", [1, 3, 7, 25])
+def test_numpy_windows_match_torch_for_any_depth(n_layers: int, length: int) -> None:
+    """The windows share one pass (a one-block model branches per window only at the top
+    block's scores, a deeper one from its first block on); each window equals torch reading
+    the history cut to it, with the rest in the long-term mean."""
+    from recloop.models.sasrec import SASRecNet, _bag, _NumpyWeights, numpy_state
+
+    torch.manual_seed(n_layers * 100 + length)
+    net = SASRecNet(30, 16, 6, n_layers, 2, 0.0, 24, long_term=True).eval()
+    w = _NumpyWeights(net)
+    rng = np.random.default_rng(length)
+    base = rng.integers(0, 30, length)
+    orders = np.stack([base, *(rng.permutation(base) for _ in range(2))])
+    windows = [6, 4, 2, 1]
+
+    def torch_state(h: np.ndarray, window: int) -> np.ndarray:
+        cut = h[-window:]
+        with torch.no_grad():
+            out = net(torch.from_numpy(cut + 1).unsqueeze(0), False, _bag([h[:-window] if len(h) > window else h[:0]]),
+                      last_only=True)
+        return out[0, -1].numpy()
+
+    expect = np.mean([[torch_state(o, x) for o in orders] for x in windows], 0)
+    np.testing.assert_allclose(numpy_state(w, orders, windows), expect, rtol=1e-4, atol=1e-5)

@@ -146,6 +146,18 @@ class RecencyFactors:
     recency: Recency
     fold_in_reg: float
     _gram: torch.Tensor | None = field(default=None, init=False, repr=False)
+    _views: tuple[tuple[Any, ...], tuple[np.ndarray, ...]] | None = field(default=None, init=False, repr=False)
+
+    def _numpy_views(self) -> tuple[np.ndarray, ...]:
+        """(recency weights, context, item, user, bias or None) as numpy views of the tables
+        (shared memory: in-place steps show through; a table that ``grow`` replaced gets a
+        new view). Converting them at every request costs more than the maths of one."""
+        key = (self.user, self.item, self.context, self.bias)
+        if self._views is None or any(a is not b for a, b in zip(self._views[0], key)):
+            bias = None if self.bias is None else self.bias.detach().numpy()
+            self._views = (key, (self.recency.base.numpy(), self.context.detach().numpy(), self.item.detach().numpy(),
+                                 self.user.detach().numpy(), bias))
+        return self._views[1]
 
     def invalidate(self) -> None:
         """Forget what is cached from the item table (call after changing it in place)."""
@@ -195,10 +207,7 @@ class RecencyFactors:
         if len(u) > 4 or not len(u) or not bool(np.all(u >= 0)):
             return None
         length = self.recency.length
-        base = self.recency.base.numpy()
-        context = self.context.detach().numpy()
-        item = self.item.detach().numpy()
-        user = self.user.detach().numpy()
+        base, context, item, user, bias = self._numpy_views()
         states = np.zeros((len(u), item.shape[1]), np.float32)
         for r, (x, h) in enumerate(zip(u.tolist(), histories)):
             if x < user.shape[0]:
@@ -212,8 +221,8 @@ class RecencyFactors:
                 w = base[:len(recent)]
                 states[r] += (w / max(float(w.sum()), 1e-12)) @ context[recent]
         out: np.ndarray = states @ item.T
-        if self.bias is not None:
-            out += self.bias.detach().numpy()
+        if bias is not None:
+            out += bias
         return out.astype(np.float32, copy=False)
 
     def grow(self, n_users: int, n_items: int, generator: torch.Generator) -> None:

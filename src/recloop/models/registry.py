@@ -35,7 +35,7 @@ def _load_builtin() -> None:
     _loaded = True
     import importlib
 
-    for module in ("popularity", "mf", "neumf", "sasrec", "lightgcn", "mlp", "hybrid"):
+    for module in ("popularity", "mf", "neumf", "sasrec", "lightgcn", "mlp", "ease", "hybrid"):
         try:
             importlib.import_module(f"recloop.models.{module}")
         except ModuleNotFoundError as exc:  # a model file not written yet

@@ -219,35 +219,48 @@ def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | Sequence[in
     e = w.item[cut + 1]
     x = e * np.float32(math.sqrt(d)) + w.pos[m - n:]
     # windows no longer than the history differ; longer ones all read it whole
-    starts, counts = np.unique([max(0, n - k) for k in wins], return_counts=True)
-    if len(starts) > 1:  # one row per (window, order), windows outermost
-        x = np.concatenate([x] * len(starts))
-    r = x.shape[0]
-    causal = np.tri(n, dtype=bool)
-    if starts.any():
-        # (windows, n, n): a query sees keys from its window's start on, or itself (masked
-        # positions then stay finite; nothing inside the window reads them)
-        keys = np.arange(n)
-        see = causal & ((keys[None, None, :] >= starts[:, None, None]) | np.eye(n, dtype=bool))
-        key_mask = np.repeat(see, n_orders, 0)[:, None]  # (r, 1, n, n)
-    else:
-        key_mask = causal
+    share: dict[int, int] = {}
+    for k in wins:  # (plain Python: np.unique costs more than this whole loop on a few windows)
+        share[max(0, n - k)] = share.get(max(0, n - k), 0) + 1
+    starts = np.fromiter(sorted(share), np.int64, len(share))
+    n_windows, masked = len(starts), bool(starts[-1] > 0)
+    r = n_orders
+    keys = np.arange(n)
+    key_mask: np.ndarray | None = None  # (r, 1, n, n) once the rows are per (window, order)
     for j, (heads, ln1, wq, bq, wkv, bkv, proj, ln2, ff1, ff2) in enumerate(w.blocks):
+        top = j == len(w.blocks) - 1
+        if masked and key_mask is None and not top:
+            # a lower block's output differs per window: one row per (window, order),
+            # windows outermost; a query sees keys from its window's start on, or itself
+            # (masked positions then stay finite; nothing inside the window reads them)
+            see = np.tri(n, dtype=bool) & ((keys[None, None, :] >= starts[:, None, None]) | np.eye(n, dtype=bool))
+            key_mask = np.repeat(see, n_orders, 0)[:, None]
+            x = np.concatenate([x] * n_windows) if n_windows > 1 else x
+            r = n_windows * n_orders
         dh = d // heads
         h = _layer_norm(x, ln1)
         kv = (h @ wkv + bkv).reshape(r, n, 2, heads, dh)
         k, v = kv[:, :, 0].transpose(0, 2, 3, 1), kv[:, :, 1].transpose(0, 2, 1, 3)  # (r, heads, dh, n), (r, heads, n, dh)
-        if j == len(w.blocks) - 1:  # only the last position matters from the top block
+        if top:  # only the last position matters from the top block
             q = (h[:, -1] @ wq + bq).reshape(r, heads, 1, dh)
             sc = q @ k / np.float32(math.sqrt(dh))  # (r, heads, 1, n)
-            if key_mask is not causal:
-                sc = np.where(key_mask[:, :, -1:], sc, -np.inf)
-            att = _softmax_last(sc)
-            x = x[:, -1:] + (att @ v).reshape(r, 1, d) @ proj[0] + proj[1]
+            last = x[:, -1:]
+            if key_mask is not None:
+                a = _softmax_last(np.where(key_mask[:, :, -1:], sc, -np.inf)) @ v
+            elif masked:
+                # the windows differ only here, in which keys the last query sees: one pass
+                # up to the scores, then (window, order) rows, windows outermost
+                sees = (keys[None, :] >= starts[:, None])[:, None, None, None, :]  # (windows, 1, 1, 1, n)
+                a = _softmax_last(np.where(sees, sc[None], -np.inf)) @ v[None]
+                last = np.concatenate([last] * n_windows) if n_windows > 1 else last
+                r = n_windows * n_orders
+            else:
+                a = _softmax_last(sc) @ v
+            x = last + a.reshape(r, 1, d) @ proj[0] + proj[1]
         else:
             q = (h @ wq + bq).reshape(r, n, heads, dh).transpose(0, 2, 1, 3)
             sc = q @ k / np.float32(math.sqrt(dh))  # (r, heads, n, n)
-            sc = np.where(key_mask, sc, -np.inf)
+            sc = np.where(np.tri(n, dtype=bool) if key_mask is None else key_mask, sc, -np.inf)
             x = x + (_softmax_last(sc) @ v).transpose(0, 2, 1, 3).reshape(r, n, d) @ proj[0] + proj[1]
         f = _layer_norm(x, ln2) @ ff1[0] + ff1[1]
         f = 0.5 * f * (1.0 + _erf(f * np.float32(0.7071067811865476)))
@@ -256,9 +269,9 @@ def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | Sequence[in
         total = e[0].sum(0) + w.item[hs[0, :-n] + 1].sum(0) if hs.shape[1] > n else e[0].sum(0)
         x = x + (total / np.float32(hs.shape[1])) @ w.long[0] + w.long[1]
     out: np.ndarray = _layer_norm(x[:, -1], w.ln).astype(np.float32, copy=False)
-    if len(starts) > 1:
-        weights = (counts / counts.sum()).astype(np.float32)
-        out = np.tensordot(weights, out.reshape(len(starts), n_orders, d), 1)
+    if n_windows > 1:  # the mean over windows, each as many times as it was asked for
+        weights = np.array([share[x] for x in starts.tolist()], np.float32) / np.float32(len(wins))
+        out = (weights @ out.reshape(n_windows, n_orders * d)).reshape(n_orders, d)
     return out if np.ndim(history) == 2 else out[0]
 
 
@@ -282,7 +295,7 @@ def tie_orders(history: np.ndarray, times: np.ndarray | None, window: int, n_ord
     while start > 0 and times[start - 1] == times[start]:
         start -= 1
     t = times[start:]
-    same = np.diff(t) == 0
+    same = t[1:] == t[:-1]
     if not same.any():
         return history[None]
     runs = np.concatenate([[0], np.cumsum(~same)])
