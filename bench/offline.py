@@ -30,7 +30,7 @@ def recommend_ms(rec, users: list[str], n: int = 300) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="popularity,mf,neumf,lightgcn,mlp,sasrec,hybrid")
+    ap.add_argument("--models", default="popularity,mf,neumf,lightgcn,mlp,ease,sasrec,hybrid")
     ap.add_argument("--no-als", action="store_true")
     ap.add_argument("--markdown", default=None)
     args = ap.parse_args()

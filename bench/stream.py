@@ -19,7 +19,7 @@ from common import emit, markdown
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="popularity,mf,neumf,lightgcn,mlp,sasrec,hybrid")
+    ap.add_argument("--models", default="popularity,mf,neumf,lightgcn,mlp,ease,sasrec,hybrid")
     ap.add_argument("--modes", default="static,online")
     ap.add_argument("--baselines", default="cooccurrence,isgd,river")
     ap.add_argument("--max-events", type=int, default=None)

@@ -66,13 +66,15 @@ def test_scores_are_the_rows_of_b_summed_over_the_history(fitted: Recommender, g
 @given(st.lists(st.integers(0, 11), min_size=1, max_size=40), st.integers(1, 6),
        st.lists(st.integers(0, 40), min_size=1, max_size=8))
 def test_running_sums_equal_a_fresh_sum(history: list[int], length: int, cuts: list[int]) -> None:
-    """Requests for growing prefixes of one user's history (in any order, repeated) give
-    the sum over the prefix's last ``length`` items, as if computed afresh."""
+    """Requests for growing prefixes of one user's history (in any order, repeated), and
+    for another history of the same user now and then (a caller may pass any), give the sum
+    over the last ``length`` items asked for, as if computed afresh."""
     b = np.random.default_rng(len(history)).standard_normal((10, 10)).astype(np.float32)
     row_of = np.array([*range(10), -1, -1], np.int64)  # items 10 and 11 are not modelled
     sums, h = _Sums(length), np.asarray(history, np.int64)
-    for cut in sorted(cuts) + cuts:
-        prefix = h[:max(1, min(cut, len(h)))]
+    other = (h + 1) % 12
+    for j, cut in enumerate(sorted(cuts) + cuts):
+        prefix = (other if j % 3 == 2 else h)[:max(1, min(cut, len(h)))]
         tail = row_of[prefix[-length:]]
         expect = b[tail[tail >= 0]].sum(0)
         np.testing.assert_allclose(sums.row(b, row_of, 3, prefix), expect, rtol=1e-5, atol=1e-5)

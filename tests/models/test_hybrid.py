@@ -277,3 +277,23 @@ def test_quality_floor_on_movielens_100k(ml100k_loo: Any) -> None:
     full = evaluate(rec, ml100k_loo.train, ml100k_loo.test, "full")
     assert full["ndcg@10"] >= 0.12 and full["hr@10"] >= 0.21, full
     assert evaluate(rec, ml100k_loo.train, ml100k_loo.test, "sampled")["hr@10"] >= 0.74
+
+
+def test_the_learner_draws_no_replayed_events_while_the_parts_are_frozen(groups_df: pd.DataFrame) -> None:
+    """The offset learns from new events only, so with no part stepping the learner mixes in
+    nothing from its reservoir; a part that steps gets its replayed events back."""
+    for kw, replayed in (({}, False), ({"mf": {"online_lr": 0.05}}, True)):
+        rec = _online(groups_df, **kw)
+        model = _model(rec)
+        assert model.learns_from_replay is replayed
+        sizes: list[tuple[int, int | None]] = []
+        learn = model.learn
+
+        def counted(batch: OnlineBatch) -> float:
+            sizes.append((len(batch.item_idx), batch.n_fresh))
+            return learn(batch)
+
+        model.learn = counted  # type: ignore[method-assign]
+        rec.update(_stream(groups_df, 32))
+        rec.flush()
+        assert sizes and all((n > fresh) is replayed for n, fresh in sizes), sizes

@@ -244,8 +244,9 @@ class Recommender:
                 s = self.model_.score(arr[warm], [h for h, w in zip(hist, warm) if w], **extra) if warm.any() else None
             if s is not None:
                 m = min(s.shape[1], n_items)
-                out[warm, :m] = s[:, :m]
-                out[warm, m:] = -np.inf  # items newer than the model's table: not scorable yet
+                rows = slice(None) if warm.all() else warm  # a slice copies without a mask's gather
+                out[rows, :m] = s[:, :m]
+                out[rows, m:] = -np.inf  # items newer than the model's table: not scorable yet
         if (~warm).any():
             out[~warm] = self.recent_.scores(n_items, self.item_counts_[:n_items])
         return out

@@ -159,6 +159,9 @@ class RecModel(abc.ABC):
     uses_history: ClassVar[bool] = False
     #: whether ``score`` (and ``user_states``) take ``times=``: each history's event timestamps
     uses_times: ClassVar[bool] = False
+    #: whether ``learn`` reads replayed events (the rows past ``OnlineBatch.n_fresh``); a model
+    #: that reads only the new ones says False, and the learner draws none for it
+    learns_from_replay: bool = True
     #: whether ``Recommender.fit`` holds out each user's last positive for early stopping
     #: unless told otherwise (a model whose schedule needs no stopping point can train on it)
     holds_out_validation: ClassVar[bool] = True

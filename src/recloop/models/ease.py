@@ -14,8 +14,9 @@ fit never saw is scored from their first event. ``hybrid`` adds it beside ``sasr
 Cost: ``B`` is dense over the ``max_items`` most frequent items (the rest score 0 and
 teach nothing), so the fit is O(max_items^3) and the table O(max_items^2); the default of
 4,000 items is 64 MB of float32. A request adds one row of ``B`` per history item, over
-the last ``history_len`` items; per user that sum is kept between requests and extended
-by the new items only (``_Sums``), so a request costs one row per new event.
+the last ``history_len`` items (and again, times ``recent_weight``, over the last
+``recent_len``); per user those sums are kept between requests and extended by the new
+items only (``_Sums``), so a request costs a few rows per new event.
 
 Online, the item-item counts ``X^T X`` take every new positive event (with the items its
 user had before), and every ``refresh_every`` events ``B`` is solved again from them, in
@@ -66,7 +67,7 @@ class _Sums:
 
     def __init__(self, length: int) -> None:
         self.length = length
-        self._rows: OrderedDict[int, tuple[int, np.ndarray]] = OrderedDict()
+        self._rows: OrderedDict[int, tuple[int, np.ndarray, np.ndarray]] = OrderedDict()  # length, items summed, sum
         self._lock = threading.Lock()
 
     def clear(self) -> None:
@@ -74,22 +75,24 @@ class _Sums:
             self._rows.clear()
 
     def row(self, b: np.ndarray, row_of: np.ndarray, user: int, history: np.ndarray) -> np.ndarray:
-        """(k,) the sum for ``history`` (int64 item indices, oldest first), a fresh array."""
-        n = len(history)
+        """(k,) the sum for ``history`` (int64 item indices, oldest first), a fresh array.
+
+        The kept sum is extended only when ``history`` continues the one summed last time
+        for this user (the same items in its window); any other history is summed afresh."""
+        n, m = len(history), self.length
         with self._lock:
             kept = self._rows.get(user) if user >= 0 else None
-        if kept is not None and 0 < n - kept[0] <= self.length:
-            known, out = kept[0], kept[1].copy()
-            out += self._sum(b, row_of, history[known:])
-            if n > self.length:  # items that left the last `length`
-                out -= self._sum(b, row_of, history[max(0, known - self.length):n - self.length])
-        elif kept is not None and kept[0] == n:
-            out = kept[1].copy()
+        if kept is not None and 0 <= n - kept[0] <= m and np.array_equal(history[max(0, kept[0] - m):kept[0]], kept[1]):
+            known, out = kept[0], kept[2].copy()
+            if n > known:
+                out += self._sum(b, row_of, history[known:])
+            if n > m:  # items that left the last `length`
+                out -= self._sum(b, row_of, history[max(0, known - m):n - m])
         else:
-            out = self._sum(b, row_of, history[-self.length:]).copy()  # may be a view of B
+            out = self._sum(b, row_of, history[-m:]).copy()  # may be a view of B
         if user >= 0:
             with self._lock:
-                self._rows[user] = (n, out.copy())
+                self._rows[user] = (n, history[-m:].copy(), out.copy())
                 self._rows.move_to_end(user)
                 while len(self._rows) > SUM_USERS:
                     self._rows.popitem(last=False)
@@ -130,6 +133,7 @@ class EASE(RecModel):
     name = "ease"
     uses_history = True
     holds_out_validation = False  # a closed form: nothing to stop early
+    learns_from_replay = False  # counts new events only
 
     def __init__(self, seed: int = 0, reg: float = 100.0, max_items: int = 4000, history_len: int = 200,
                  recent_len: int = 10, recent_weight: float = 0.0, refresh_every: int = 2000) -> None:
@@ -145,7 +149,7 @@ class EASE(RecModel):
         self.recent_len, self.recent_weight = int(recent_len), float(recent_weight)
         self.refresh_every = refresh_every
         self.b_: np.ndarray | None = None
-        self.sums = _Sums(self.history_len)
+        self.sums, self.recent_sums = _Sums(self.history_len), _Sums(self.recent_len)
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:
@@ -158,6 +162,7 @@ class EASE(RecModel):
         self.row_of_ = np.full(data.n_items, -1, np.int64)
         self.row_of_[head] = np.arange(k)
         self.head_ = head  # B's rows and columns, in item order
+        self.head_is_prefix_ = bool(k == 0 or head[-1] == k - 1)  # every item up to the last modelled one
         self.gram_ = np.zeros((k, k), np.float64)
         for u, seq in enumerate(data.sequences):  # X^T X, a user at a time (X is never built)
             if u in held:
@@ -172,6 +177,7 @@ class EASE(RecModel):
     def _solve(self) -> None:
         self.b_ = solve_ease(self.gram_, self.reg)
         self.sums.clear()
+        self.recent_sums.clear()
         self.events_since_solve_ = 0
 
     # ------------------------------------------------------------------ scoring
@@ -193,8 +199,11 @@ class EASE(RecModel):
                 h = np.asarray(h, np.int64)
                 row = self.sums.row(b, self.row_of_, int(u), h)
                 if self.recent_weight:
-                    row += np.float32(self.recent_weight) * _Sums._sum(b, self.row_of_, h[-self.recent_len:])
-                out[r, self.head_] = row
+                    row += np.float32(self.recent_weight) * self.recent_sums.row(b, self.row_of_, int(u), h)
+                if self.head_is_prefix_:
+                    out[r, :len(row)] = row
+                else:
+                    out[r, self.head_] = row
         return out
 
     # ------------------------------------------------------------------ online
@@ -245,6 +254,8 @@ class EASE(RecModel):
         self.gram_ = np.asarray(state["gram"], np.float64)
         self.row_of_ = np.asarray(state["row_of"], np.int64)
         self.head_ = np.flatnonzero(self.row_of_ >= 0)
+        self.head_is_prefix_ = bool(len(self.head_) == 0 or self.head_[-1] == len(self.head_) - 1)
         self.n_users_, self.n_items_ = int(state["n_users"]), int(state["n_items"])
         self.events_since_solve_ = int(state.get("events_since_solve", 0))
         self.sums.clear()
+        self.recent_sums.clear()

@@ -191,6 +191,11 @@ class Hybrid(RecModel):
         return self.online_bias.add_to(out[None])[0]
 
     # ------------------------------------------------------------------ online
+    @property
+    def learns_from_replay(self) -> bool:  # type: ignore[override]
+        """Only when a part steps: the offset learns from new events alone."""
+        return not self._frozen
+
     def grow(self, n_users: int, n_items: int) -> None:
         super().grow(n_users, n_items)
         for part in self.parts.values():

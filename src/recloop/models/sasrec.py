@@ -298,7 +298,8 @@ def tie_orders(history: np.ndarray, times: np.ndarray | None, window: int, n_ord
     same = t[1:] == t[:-1]
     if not same.any():
         return history[None]
-    runs = np.concatenate([[0], np.cumsum(~same)])
+    runs = np.zeros(len(t), np.int64)
+    np.cumsum(~same, out=runs[1:])
     out = np.repeat(history[None], n_orders, 0)
     out[1:, start:] = history[start:][np.argsort(runs + _tie_keys(seed, n_orders - 1, len(t)), axis=1)]
     return out
@@ -575,12 +576,12 @@ class SASRec(RecModel):
         and cut to each of ``extra_windows``; with ``times`` (each history's event
         timestamps), also over ``tie_samples`` orders of its same-second events."""
         net = self._net()
+        w = self._numpy_weights(net)  # checked here, so that score can use them as they are
         n_orders = self.tie_samples if times is not None else 1
         orders = [tie_orders(np.asarray(h, np.int64), None if times is None else np.asarray(times[r]), self.max_len,
                              n_orders, self.seed) for r, h in enumerate(histories)]
         windows = [self.max_len, *(x for x in self.extra_windows if x < self.max_len)]
         if 0 < len(histories) <= _NUMPY_ROWS and all(len(h) for h in histories):
-            w = self._numpy_weights(net)
             return np.stack([numpy_state(w, o, windows).mean(0) for o in orders])
         rows = [row for o in orders for row in o]
         with torch.inference_mode():
@@ -604,7 +605,8 @@ class SASRec(RecModel):
         """Scores from ``histories`` (and ``times``) only; ``user_idx`` is not read, so users
         the fit never saw are scored like any other."""
         states = self._states(histories, times)
-        w = self._numpy_weights(self._net())
+        w = self._np_weights  # the views _states just checked
+        assert w is not None and w.key[0] is self.net
         logits: np.ndarray = states @ w.item[1:].T + w.bias
         return logits
 

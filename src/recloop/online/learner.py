@@ -211,7 +211,8 @@ class OnlineLearner:
                 return 0
             if self.sizes is not None:
                 self.model.grow(*self.sizes())
-            n_replay = int(round(n_fresh * self.config.replay_ratio))
+            wants = getattr(self.model, "learns_from_replay", True)
+            n_replay = int(round(n_fresh * self.config.replay_ratio)) if wants else 0
             picked = [self._reservoir[j] for j in self._rng.integers(0, len(self._reservoir), n_replay).tolist()] \
                 if n_replay and self._reservoir else []
             if picked:
