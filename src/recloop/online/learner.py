@@ -212,7 +212,7 @@ class OnlineLearner:
             if self.sizes is not None:
                 self.model.grow(*self.sizes())
             wants = getattr(self.model, "learns_from_replay", True)
-            n_replay = int(round(n_fresh * self.config.replay_ratio)) if wants else 0
+            n_replay = round(n_fresh * self.config.replay_ratio) if wants else 0
             picked = [self._reservoir[j] for j in self._rng.integers(0, len(self._reservoir), n_replay).tolist()] \
                 if n_replay and self._reservoir else []
             if picked:
