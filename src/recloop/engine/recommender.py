@@ -266,10 +266,11 @@ class Recommender:
         out: list[list[int]] = []
         n_items = scores.shape[1]
         for row in scores:
-            neg = -row  # what cannot be recommended (-inf) sorts last
+            finite = np.isfinite(row)
+            neg = np.where(finite, -row, np.inf)  # what cannot be recommended (-inf, +inf, NaN) sorts last
             top = np.argpartition(neg, k - 1)[:k] if k < n_items else np.arange(n_items)
             top = top[np.argsort(neg[top], kind="stable")]
-            out.append(top[np.isfinite(row[top])].tolist())
+            out.append(top[finite[top]].tolist())
         return out
 
     def recommend(self, user_id: object, k: int = 10, exclude_seen: bool = True) -> list[str]:
