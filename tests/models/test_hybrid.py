@@ -287,9 +287,8 @@ def test_the_learner_draws_no_replayed_events_while_the_parts_are_frozen(groups_
         model = _model(rec)
         assert model.learns_from_replay is replayed
         sizes: list[tuple[int, int | None]] = []
-        learn = model.learn
 
-        def counted(batch: OnlineBatch) -> float:
+        def counted(batch: OnlineBatch, sizes: list[tuple[int, int | None]] = sizes, learn: Any = model.learn) -> float:
             sizes.append((len(batch.item_idx), batch.n_fresh))
             return learn(batch)
 

@@ -299,4 +299,3 @@ def test_mf_quality_floor_on_movielens(ml100k_loo) -> None:
     assert full["ndcg@10"] >= 0.09
     assert full["hr@10"] >= 0.17
     assert full["ndcg@10"] >= 2 * evaluate(pop, train, test, "full")["ndcg@10"]
-
