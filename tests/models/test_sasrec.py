@@ -246,7 +246,7 @@ def test_shorter_windows_are_read_and_averaged(fitted: Recommender) -> None:
     saved = model.extra_windows
     try:
         model.extra_windows = ()
-        np.testing.assert_allclose(model.user_states(np.array([3]), [h])[0], numpy_state(w, h), rtol=1e-6)
+        np.testing.assert_allclose(model.user_states(np.array([3]), [h])[0], numpy_state(w, h), rtol=1e-5, atol=1e-6)
         model.extra_windows = (3, model.max_len + 5)  # a length past max_len is ignored
         both = (numpy_state(w, h) + numpy_state(w, h, 3)) / 2
         np.testing.assert_allclose(model.user_states(np.array([3]), [h])[0], both, rtol=1e-5, atol=1e-6)
@@ -402,3 +402,63 @@ def test_numpy_windows_match_torch_for_any_depth(n_layers: int, length: int) -> 
 
     expect = np.mean([[torch_state(o, x) for o in orders] for x in windows], 0)
     np.testing.assert_allclose(numpy_state(w, orders, windows), expect, rtol=1e-4, atol=1e-5)
+
+
+def _one_block_net(long_term: bool, seed: int) -> Any:
+    from recloop.models.sasrec import SASRecNet
+
+    torch.manual_seed(seed)
+    return SASRecNet(30, 16, 6, 1, 2, 0.0, 24, long_term=long_term).eval()
+
+
+@pytest.mark.parametrize("long_term", [True, False])
+@given(st.lists(st.integers(0, 29), min_size=1, max_size=40), st.integers(1, 5),
+       st.lists(st.integers(1, 9), min_size=0, max_size=3), st.integers(0, 3))
+def test_the_compiled_state_equals_numpy_state(long_term: bool, history: list[int], n_orders: int,
+                                               extra: list[int], seed: int) -> None:
+    """``jit_state`` (one numba call) is ``numpy_state``'s maths: every order, every window
+    (longer than the history or not, repeated or not), with and without the long-term mean."""
+    from recloop.models.sasrec import _NumpyWeights, jit_state, numpy_state
+
+    w = _NumpyWeights(_one_block_net(long_term, seed))
+    if w.jit is None:
+        pytest.skip("numba is not available: the numpy path serves")
+    h = np.asarray(history, np.int64)
+    rng = np.random.default_rng(seed)
+    orders = np.stack([h, *(np.concatenate([h[:-3], rng.permutation(h[-3:])]) for _ in range(n_orders - 1))])
+    windows = [6, *extra]
+    np.testing.assert_allclose(jit_state(w, orders, windows), numpy_state(w, orders, windows).mean(0),
+                               rtol=1e-4, atol=2e-5)
+
+
+def test_the_compiled_state_sees_in_place_steps_and_serves_scoring(fitted: Recommender) -> None:
+    """Its weights are views of the net's parameters, so an online step shows through; and
+    scoring a one-block model goes through it."""
+    from recloop.models.sasrec import jit_state, numpy_state
+
+    model = _model(fitted)
+    w = model._numpy_weights(model._net())
+    if w.jit is None:
+        pytest.skip("numba is not available: the numpy path serves")
+    h = np.asarray(fitted.sequences_[3], np.int64)
+    before = jit_state(w, h[None], [model.max_len])
+    net = model.net
+    assert net is not None
+    saved = net.blocks[0].ff2.weight.detach().clone()
+    try:
+        with torch.no_grad():
+            net.blocks[0].ff2.weight.mul_(1.5)
+        after = jit_state(w, h[None], [model.max_len])
+        assert not np.allclose(before, after, atol=1e-4)
+        np.testing.assert_allclose(after, numpy_state(w, h), rtol=1e-4, atol=2e-5)
+        calls: list[int] = []
+        real = w.jit_fn
+        w.jit_fn = lambda *a: calls.append(1) or real(*a)
+        try:
+            model.user_states(np.array([3]), [h])
+        finally:
+            w.jit_fn = real
+        assert calls
+    finally:
+        with torch.no_grad():
+            net.blocks[0].ff2.weight.copy_(saved)

@@ -182,6 +182,19 @@ class _NumpyWeights:
                         lin(b.ff2)) for b in net.blocks]
         self.ln = ln(net.ln)
         self.long = lin(net.long) if net.long is not None else None
+        #: a one-block model's weights as the compiled ``jit_state`` takes them (torch's
+        #: layouts, the same shared memory), or None: deeper models, or no numba
+        self.jit: tuple[Any, ...] | None = None
+        from recloop.models import _sasrec_jit  # numba loads on first scoring, not on import
+
+        self.jit_fn = _sasrec_jit.STATE
+        if self.jit_fn is not None and len(net.blocks) == 1:
+            b = net.blocks[0]
+            long = (a(net.long.weight), a(net.long.bias)) if net.long is not None else (
+                np.zeros((1, 1), np.float32), np.zeros(1, np.float32))
+            self.jit = (self.item, self.pos, b.n_heads, ln(b.ln1), a(b.qkv.weight), a(b.qkv.bias), a(b.proj.weight),
+                        a(b.proj.bias), ln(b.ln2), a(b.ff1.weight), a(b.ff1.bias), a(b.ff2.weight), a(b.ff2.bias),
+                        net.long is not None, *long, self.ln)
 
 
 def _layer_norm(x: np.ndarray, p: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
@@ -195,6 +208,28 @@ def _layer_norm(x: np.ndarray, p: tuple[np.ndarray, np.ndarray, float]) -> np.nd
 def _softmax_last(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(-1, keepdims=True))
     out: np.ndarray = e / e.sum(-1, keepdims=True)
+    return out
+
+
+def _window_starts(windows: Sequence[int], n: int) -> dict[int, int]:
+    """Where each window starts in the last ``n`` items, ascending, and how many of
+    ``windows`` start there (windows no longer than the history all read it whole)."""
+    share: dict[int, int] = {}
+    for k in windows:  # (plain Python: np.unique costs more than this whole loop on a few windows)
+        share[max(0, n - k)] = share.get(max(0, n - k), 0) + 1
+    return dict(sorted(share.items()))
+
+
+def jit_state(w: _NumpyWeights, orders: np.ndarray, windows: Sequence[int]) -> np.ndarray:
+    """``numpy_state(w, orders, windows).mean(0)`` in one compiled call, for a one-block
+    model (``w.jit`` set): (orders, length) → (dim,)."""
+    assert w.jit is not None
+    wins = [min(k, w.m) for k in windows]
+    n = min(max(wins), orders.shape[1])
+    share = _window_starts(wins, n)
+    starts = np.fromiter(share, np.int64, len(share))
+    weights = np.fromiter(share.values(), np.float32, len(share)) / np.float32(len(wins))
+    out: np.ndarray = w.jit_fn(np.ascontiguousarray(orders, np.int64), n, starts, weights, *w.jit)
     return out
 
 
@@ -218,11 +253,8 @@ def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | Sequence[in
     n_orders = cut.shape[0]
     e = w.item[cut + 1]
     x = e * np.float32(math.sqrt(d)) + w.pos[m - n:]
-    # windows no longer than the history differ; longer ones all read it whole
-    share: dict[int, int] = {}
-    for k in wins:  # (plain Python: np.unique costs more than this whole loop on a few windows)
-        share[max(0, n - k)] = share.get(max(0, n - k), 0) + 1
-    starts = np.fromiter(sorted(share), np.int64, len(share))
+    share = _window_starts(wins, n)
+    starts = np.fromiter(share, np.int64, len(share))
     n_windows, masked = len(starts), bool(starts[-1] > 0)
     r = n_orders
     keys = np.arange(n)
@@ -270,7 +302,7 @@ def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | Sequence[in
         x = x + (total / np.float32(hs.shape[1])) @ w.long[0] + w.long[1]
     out: np.ndarray = _layer_norm(x[:, -1], w.ln).astype(np.float32, copy=False)
     if n_windows > 1:  # the mean over windows, each as many times as it was asked for
-        weights = np.array([share[x] for x in starts.tolist()], np.float32) / np.float32(len(wins))
+        weights = np.fromiter(share.values(), np.float32, len(share)) / np.float32(len(wins))
         out = (weights @ out.reshape(n_windows, n_orders * d)).reshape(n_orders, d)
     return out if np.ndim(history) == 2 else out[0]
 
@@ -516,6 +548,7 @@ class SASRec(RecModel):
                        options, rng, validate=validate if len(data.valid_user_idx) else None, optimizer=opt)
         with torch.no_grad():
             net.item[0].zero_()
+        self._warm_jit()
         for row in report.get("history", []):  # drop the placeholders of the unvalidated epochs
             if row.get("valid_ndcg@10", 0.0) < 0:
                 del row["valid_ndcg@10"]
@@ -582,6 +615,8 @@ class SASRec(RecModel):
                              n_orders, self.seed) for r, h in enumerate(histories)]
         windows = [self.max_len, *(x for x in self.extra_windows if x < self.max_len)]
         if 0 < len(histories) <= _NUMPY_ROWS and all(len(h) for h in histories):
+            if w.jit is not None:
+                return np.stack([jit_state(w, o, windows) for o in orders])
             return np.stack([numpy_state(w, o, windows).mean(0) for o in orders])
         rows = [row for o in orders for row in o]
         with torch.inference_mode():
@@ -621,6 +656,13 @@ class SASRec(RecModel):
         if w is None or any(a is not b for a, b in zip(w.key, (net, net.item, net.bias))):
             w = self._np_weights = _NumpyWeights(net)
         return w
+
+    def _warm_jit(self) -> None:
+        """Compile ``jit_state`` (or load it from numba's on-disk cache) now, not in the
+        first request: seconds the first time on a machine, a fraction of one after."""
+        w = self._numpy_weights(self._net())
+        if w.jit is not None:
+            jit_state(w, np.zeros((1, 1), np.int64), [self.max_len])
 
     def _net(self) -> SASRecNet:
         if self.net is None:
@@ -746,3 +788,4 @@ class SASRec(RecModel):
         self._online_opt = None
         if state.get("online_opt"):
             self._make_optimizer(state["online_opt"])
+        self._warm_jit()
