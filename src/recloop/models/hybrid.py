@@ -53,11 +53,11 @@ STEP_FLOATS = 8_000_000
 #: parts' steps were neutral (HR@10 0.2359 with ``mf``'s, 0.2367 with none) and the online
 #: learner holding the model for them cut recommend + update from 1,860 to 1,110 events/s
 #: (740 with SASRec's as well). Either part's ``online_lr`` (``ease``'s ``refresh_every``)
-#: turns them on. SASRec's part averages 4 orders of same-second events (``tie_samples=4``,
-#: 8 alone), each read with windows of 10, 5 and 2 items: as good on the replay as 8 orders,
-#: at the cost of 4 since the windows share one numpy pass up to the top block's attention.
+#: turns them on. SASRec's part keeps its own 8 orders of same-second events, each read with
+#: windows of 10, 5 and 2 items (4 orders until session 8, for speed: 0.2502–0.2505 HR@10 on
+#: the replay against 0.2507–0.2511 with 8, once the compiled state made them cheap).
 #: EASE's last 10 items weigh 1 + 1.5 times the rest (``recent_weight``).
-PART_DEFAULTS: dict[str, dict[str, Any]] = {"sasrec": {"online_lr": 0.0, "tie_samples": 4}, "mf": {"online_lr": 0.0},
+PART_DEFAULTS: dict[str, dict[str, Any]] = {"sasrec": {"online_lr": 0.0}, "mf": {"online_lr": 0.0},
                                             "ease": {"refresh_every": 0, "recent_weight": 1.5}}
 
 
@@ -80,8 +80,7 @@ class Hybrid(RecModel):
     sasrec, mf, ease
         Hyperparameters of each part: their own defaults where left out, except those in
         ``PART_DEFAULTS``: no online parameter steps (``online_lr`` 0, ``refresh_every``
-        0), SASRec's 4 orders of same-second events (8 alone, for the replay's speed), and
-        EASE's weight on the user's last 10 items (``recent_weight`` 1.5).
+        0) and EASE's weight on the user's last 10 items (``recent_weight`` 1.5).
     online_bias_lr
         Learning rate of the blend's online item offset (``OnlineBias``): every new positive
         event steps it towards the item chosen, against the blend's own prediction for that
