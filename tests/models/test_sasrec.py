@@ -462,3 +462,25 @@ def test_the_compiled_state_sees_in_place_steps_and_serves_scoring(fitted: Recom
     finally:
         with torch.no_grad():
             net.blocks[0].ff2.weight.copy_(saved)
+
+
+def test_without_numba_the_numpy_state_serves() -> None:
+    """``RECLOOP_NO_JIT=1`` (or no numba) leaves ``jit`` unset: scoring goes through
+    ``numpy_state``, with the same result."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, torch\n"
+        "from recloop.models import _sasrec_jit\n"
+        "from recloop.models.sasrec import SASRecNet, _NumpyWeights, numpy_state\n"
+        "torch.manual_seed(0)\n"
+        "w = _NumpyWeights(SASRecNet(30, 16, 6, 1, 2, 0.0, 24, long_term=True).eval())\n"
+        "assert _sasrec_jit.STATE is None and w.jit is None\n"
+        "print(numpy_state(w, np.array([3, 4, 5])).sum())\n"
+    )
+    env = {**os.environ, "RECLOOP_NO_JIT": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert np.isfinite(float(out.stdout.strip()))
