@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from synthdata import synthetic
 
@@ -412,6 +412,7 @@ def _one_block_net(long_term: bool, seed: int) -> Any:
 
 
 @pytest.mark.parametrize("long_term", [True, False])
+@settings(deadline=None)  # the first example loads (or compiles) the numba kernel
 @given(st.lists(st.integers(0, 29), min_size=1, max_size=40), st.integers(1, 5),
        st.lists(st.integers(1, 9), min_size=0, max_size=3), st.integers(0, 3))
 def test_the_compiled_state_equals_numpy_state(long_term: bool, history: list[int], n_orders: int,
