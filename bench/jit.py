@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
 from common import emit
 
 _KERNEL: Any = None  # the compiled kernel, kept while a numpy replay unsets it
@@ -50,8 +49,8 @@ def main() -> int:
     global _KERNEL
     from recloop import Recommender
     from recloop.data.movielens import load_movielens_100k
-    from recloop.models import _sasrec_jit
     from recloop.evaluation.replay import replay, split_history
+    from recloop.models import _sasrec_jit
 
     _KERNEL = _sasrec_jit.STATE
     if _KERNEL is None:

@@ -185,7 +185,8 @@ class _NumpyWeights:
         #: a one-block model's weights as the compiled ``jit_state`` takes them (torch's
         #: layouts, the same shared memory), or None: deeper models, or no numba
         self.jit: tuple[Any, ...] | None = None
-        from recloop.models import _sasrec_jit  # numba loads on first scoring, not on import
+        # imported here: numba loads when a model is first scored, not when recloop is imported
+        from recloop.models import _sasrec_jit
 
         self.jit_fn = _sasrec_jit.STATE
         if self.jit_fn is not None and len(net.blocks) == 1:
