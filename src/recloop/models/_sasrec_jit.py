@@ -30,8 +30,18 @@ except ImportError:  # pragma: no cover - exercised with RECLOOP_NO_JIT=1
 #: values are finite: the attention's masked keys start from -inf
 _FAST = {"reassoc", "contract"}
 
+
+def _compiled(fn: Any) -> Any:
+    """``fn`` compiled without the GIL, its machine code cached on disk (next to this file,
+    else in the user's cache folder); compiled per process where neither is writable."""
+    try:
+        return numba.njit(cache=True, nogil=True, fastmath=_FAST)(fn)
+    except RuntimeError:  # "no locator available": nowhere to cache
+        return numba.njit(nogil=True, fastmath=_FAST)(fn)
+
+
 if numba is not None:
-    @numba.njit(cache=True, nogil=True, fastmath=_FAST)
+    @_compiled
     def _layer_norm_row(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float, out: np.ndarray) -> None:
         d = x.shape[0]
         mean = np.float32(0.0)
@@ -46,7 +56,7 @@ if numba is not None:
         for j in range(d):
             out[j] = (x[j] - mean) * inv * g[j] + b[j]
 
-    @numba.njit(cache=True, nogil=True, fastmath=_FAST)
+    @_compiled
     def _affine(x: np.ndarray, w: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
         """out = w @ x + b for one row ``x``; ``w`` in torch's (out, in) layout."""
         for o in range(w.shape[0]):
@@ -55,7 +65,7 @@ if numba is not None:
                 acc += w[o, i] * x[i]
             out[o] = acc + b[o]
 
-    @numba.njit(cache=True, nogil=True, fastmath=_FAST)
+    @_compiled
     def _state(hs: np.ndarray, n: int, starts: np.ndarray, weights: np.ndarray, item: np.ndarray, pos: np.ndarray,
                heads: int, ln1: tuple[np.ndarray, np.ndarray, float], qkv_w: np.ndarray, qkv_b: np.ndarray,
                proj_w: np.ndarray, proj_b: np.ndarray, ln2: tuple[np.ndarray, np.ndarray, float],
