@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench-deps bench contract clean
+.PHONY: setup demo lint test bench-deps bench contract clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,13 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/recloop demo
 
-test: setup
+# ruff (lint + format) and mypy; `make test` runs it first, so CI does too
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 # outside baselines for bench/ (not needed by the tests)

@@ -9,6 +9,7 @@
   strongest outside system the issue measured.
 - ``ImplicitALS``: implicit's ALS (PyPI ``implicit``), batch only, for the offline table.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict, deque
@@ -90,8 +91,13 @@ class RiverBiasedMF(_Base):
         super().__init__(seed)
         from river import optim, reco
 
-        self.model = reco.BiasedMF(n_factors=n_factors, bias_optimizer=optim.SGD(0.025),
-                                   latent_optimizer=optim.SGD(0.05), l2_latent=0.001, seed=seed)
+        self.model = reco.BiasedMF(
+            n_factors=n_factors,
+            bias_optimizer=optim.SGD(0.025),
+            latent_optimizer=optim.SGD(0.05),
+            l2_latent=0.001,
+            seed=seed,
+        )
 
     def _learn(self, u: str, i: str) -> None:
         self._item(i)
@@ -104,7 +110,9 @@ class RiverBiasedMF(_Base):
 
     def recommend(self, uid: object, k: int = 10) -> list[str]:
         u = str(uid)
-        scores = np.fromiter((self.model.predict_one(u, it) for it in self.items), np.float64, len(self.items))
+        scores = np.fromiter(
+            (self.model.predict_one(u, it) for it in self.items), np.float64, len(self.items)
+        )
         return self._top(u, scores, k)
 
 
@@ -141,11 +149,22 @@ class Cooccurrence(_Base):
 class ImplicitALS(_Base):
     """implicit's ALS with bm25-free raw counts; batch fit only (no update)."""
 
-    def __init__(self, factors: int = 64, regularization: float = 0.05, iterations: int = 15, alpha: float = 1.0,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.05,
+        iterations: int = 15,
+        alpha: float = 1.0,
+        seed: int = 0,
+    ) -> None:
         super().__init__(seed)
-        self.params = dict(factors=factors, regularization=regularization, iterations=iterations, alpha=alpha,
-                           random_state=seed)
+        self.params = dict(
+            factors=factors,
+            regularization=regularization,
+            iterations=iterations,
+            alpha=alpha,
+            random_state=seed,
+        )
 
     def fit(self, df: pd.DataFrame) -> Any:
         import scipy.sparse as sp
@@ -159,7 +178,9 @@ class ImplicitALS(_Base):
         for u, i in zip(df["user_id"].astype(str), df["item_id"].astype(str)):
             self.seen[u].add(i)
         np.add.at(self.counts, cols, 1.0)
-        m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(users), len(self.items)))
+        m = sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, cols)), shape=(len(users), len(self.items))
+        )
         m.sum_duplicates()
         m.data[:] = 1.0
         self.model = AlternatingLeastSquares(**self.params)

@@ -8,6 +8,7 @@ default) and ``numpy_state`` (the path a machine without numba takes), ``--round
 each. Prints one JSON object: events/s and HR@10 per replay, and the ratio of the medians. The maths is the same, so the hit rates agree up to
 the learner's micro-batch timing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from common import emit
 
 _KERNEL: Any = None  # the compiled kernel, kept while a numpy replay unsets it
@@ -54,7 +56,9 @@ def main() -> int:
 
     _KERNEL = _sasrec_jit.STATE
     if _KERNEL is None:
-        print("numba is not available (or RECLOOP_NO_JIT is set): nothing to compare", file=sys.stderr)
+        print(
+            "numba is not available (or RECLOOP_NO_JIT is set): nothing to compare", file=sys.stderr
+        )
         return 2
     events = load_movielens_100k().interactions
     history, _ = split_history(events, 0.8)
@@ -77,15 +81,34 @@ def main() -> int:
 
         for n in range(args.rounds):
             for jit in (True, False):
-                r = replay(lambda jit=jit: Loaded(jit), events, mode="online", max_events=args.max_events)
-                rows.append({"state": "compiled" if jit else "numpy", "round": n, "HR@10": round(r.hr, 4),
-                             "NDCG@10": round(r.ndcg, 4), "events/s": round(r.events_per_second),
-                             "update p99 ms": round(r.update_ms_p99, 3)})
+                r = replay(
+                    lambda jit=jit: Loaded(jit), events, mode="online", max_events=args.max_events
+                )
+                rows.append(
+                    {
+                        "state": "compiled" if jit else "numpy",
+                        "round": n,
+                        "HR@10": round(r.hr, 4),
+                        "NDCG@10": round(r.ndcg, 4),
+                        "events/s": round(r.events_per_second),
+                        "update p99 ms": round(r.update_ms_p99, 3),
+                    }
+                )
                 print(rows[-1], file=sys.stderr)
-    eps = {s: statistics.median(r["events/s"] for r in rows if r["state"] == s) for s in ("compiled", "numpy")}
-    emit("jit", {"model": args.model, "max_events": args.max_events, "rounds": args.rounds},
-         {"fit_s": round(fit_s, 1), "rows": rows, "median_events_per_s": eps,
-          "speedup": round(eps["compiled"] / max(eps["numpy"], 1e-9), 3)})
+    eps = {
+        s: statistics.median(r["events/s"] for r in rows if r["state"] == s)
+        for s in ("compiled", "numpy")
+    }
+    emit(
+        "jit",
+        {"model": args.model, "max_events": args.max_events, "rounds": args.rounds},
+        {
+            "fit_s": round(fit_s, 1),
+            "rows": rows,
+            "median_events_per_s": eps,
+            "speedup": round(eps["compiled"] / max(eps["numpy"], 1e-9), 3),
+        },
+    )
     return 0
 
 

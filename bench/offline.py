@@ -6,6 +6,7 @@ the full ranking (one draw scatters about +-0.006 around it on this split).
 
     .venv/bin/python bench/offline.py [--models mf,sasrec] [--markdown docs/offline.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,7 +46,11 @@ def main() -> int:
     split = leave_one_out(load_movielens_100k().interactions, valid=False)
     users = sorted(split.test["user_id"].unique())
     rows = []
-    makers = [(m, lambda m=m: Recommender(model=m, seed=0)) for m in args.models.split(",") if m in available()]
+    makers = [
+        (m, lambda m=m: Recommender(model=m, seed=0))
+        for m in args.models.split(",")
+        if m in available()
+    ]
     if not args.no_als:
         makers.append(("implicit ALS (outside)", lambda: ImplicitALS()))
     for name, make in makers:
@@ -54,10 +59,16 @@ def main() -> int:
         fit_s = time.perf_counter() - t
         full = evaluate(rec, split.train, split.test, "full")
         sampled = evaluate(rec, split.train, split.test, "sampled", seed=0)
-        row = {"model": name, "HR@10 full": full["hr@10"], "NDCG@10 full": full["ndcg@10"],
-               "HR@10 sampled": sampled["hr@10"], "HR@10 sampled (expected)": round(full["sampled_hr@10_expected"], 4),
-               "NDCG@10 sampled": sampled["ndcg@10"], "fit s": round(fit_s, 1),
-               "recommend ms p50": round(recommend_ms(rec, users), 3)}
+        row = {
+            "model": name,
+            "HR@10 full": full["hr@10"],
+            "NDCG@10 full": full["ndcg@10"],
+            "HR@10 sampled": sampled["hr@10"],
+            "HR@10 sampled (expected)": round(full["sampled_hr@10_expected"], 4),
+            "NDCG@10 sampled": sampled["ndcg@10"],
+            "fit s": round(fit_s, 1),
+            "recommend ms p50": round(recommend_ms(rec, users), 3),
+        }
         print(row, file=sys.stderr, flush=True)
         rows.append(row)
     als = next((r for r in rows if r["model"].startswith("implicit")), None)
@@ -68,7 +79,11 @@ def main() -> int:
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(table)
-    emit("offline", {"models": args.models, "split": "leave-last-out by time", "als": not args.no_als}, {"rows": rows})
+    emit(
+        "offline",
+        {"models": args.models, "split": "leave-last-out by time", "als": not args.no_als},
+        {"rows": rows},
+    )
     print(table, file=sys.stderr)
     return 0
 

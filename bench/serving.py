@@ -25,6 +25,7 @@ One run:
 Prints one JSON object (config, machine, versions, results) and appends it to
 bench/results/serving.jsonl; ``--markdown PATH`` also writes the tables.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,12 +87,20 @@ def get(path: str) -> bytes:
 
 def post(path: str, payload: Any) -> bytes:
     body = json.dumps(payload, separators=(",", ":")).encode()
-    return (f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
-async def load(port: int, make: Callable[[random.Random], bytes], concurrency: int, duration: float,
-               max_requests: int, seed: int) -> dict[str, Any]:
+async def load(
+    port: int,
+    make: Callable[[random.Random], bytes],
+    concurrency: int,
+    duration: float,
+    max_requests: int,
+    seed: int,
+) -> dict[str, Any]:
     """Closed-loop load: ``concurrency`` connections each send the next request when answered."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
@@ -125,10 +134,15 @@ async def load(port: int, make: Callable[[random.Random], bytes], concurrency: i
         c.close()
     lat = np.asarray(latencies) * 1000
     bad = sum(v for k, v in statuses.items() if k >= 400)
-    return {"requests": len(latencies), "seconds": round(wall, 3), "rps": round(len(latencies) / wall, 1),
-            "p50_ms": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
-            "p99_ms": round(float(np.percentile(lat, 99)), 3) if len(lat) else None,
-            "errors": bad + errors, "5xx": sum(v for k, v in statuses.items() if k >= 500)}
+    return {
+        "requests": len(latencies),
+        "seconds": round(wall, 3),
+        "rps": round(len(latencies) / wall, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
+        "p99_ms": round(float(np.percentile(lat, 99)), 3) if len(lat) else None,
+        "errors": bad + errors,
+        "5xx": sum(v for k, v in statuses.items() if k >= 500),
+    }
 
 
 # ---------------------------------------------------------------- servers (child processes)
@@ -139,12 +153,18 @@ def free_port() -> int:
 
 
 def start_child(args: list[str], port: int, timeout: float = 900) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *args, "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), *args, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-3000:] if proc.stderr else ''}")
+            raise RuntimeError(
+                f"server exited: {proc.stderr.read().decode()[-3000:] if proc.stderr else ''}"
+            )
         try:
             with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=2) as r:
                 if json.loads(r.read()).get("retrieval") != "building":
@@ -190,7 +210,11 @@ def child_serve(model_dir: str, port: int, micro_batching: bool) -> None:
 
     torch.set_num_threads(1)
     rec = Recommender.load(model_dir)
-    _serve(create_app(load_settings(env={}, micro_batching=micro_batching), rec), port, micro_batching=micro_batching)
+    _serve(
+        create_app(load_settings(env={}, micro_batching=micro_batching), rec),
+        port,
+        micro_batching=micro_batching,
+    )
 
 
 def synthetic_catalogue(n_items: int, kind: str, seed: int = 0) -> Any:
@@ -211,24 +235,44 @@ def synthetic_catalogue(n_items: int, kind: str, seed: int = 0) -> Any:
     rng = np.random.default_rng(seed)
     n_users, per_user, dim = 2000, 20, 64
     users_col = [f"u{u}" for u in range(n_users) for _ in range(per_user)] + ["catalogue"] * n_items
-    items_col = [f"i{int(i)}" for _ in range(n_users) for i in rng.choice(5000, per_user, replace=False)]
+    items_col = [
+        f"i{int(i)}" for _ in range(n_users) for i in rng.choice(5000, per_user, replace=False)
+    ]
     items_col += [f"i{j}" for j in range(n_items)]
-    df = pd.DataFrame({"user_id": users_col, "item_id": items_col,
-                       "timestamp": np.arange(len(users_col), dtype=np.int64) + 1_000_000})
-    rec = Recommender(model="mf", seed=seed, online=OnlineConfig(enabled=False), epochs=1, dim=dim,
-                      n_negatives=1, batch_size=65_536)
+    df = pd.DataFrame(
+        {
+            "user_id": users_col,
+            "item_id": items_col,
+            "timestamp": np.arange(len(users_col), dtype=np.int64) + 1_000_000,
+        }
+    )
+    rec = Recommender(
+        model="mf",
+        seed=seed,
+        online=OnlineConfig(enabled=False),
+        epochs=1,
+        dim=dim,
+        n_negatives=1,
+        batch_size=65_536,
+    )
     rec.fit(df, validation=False)
     if kind == "clustered":
         centres = rng.normal(size=(2000, dim)).astype(np.float32)
-        items = centres[rng.integers(0, 2000, rec.n_items)] + 0.5 * rng.normal(size=(rec.n_items, dim)).astype(np.float32)
-        users = centres[rng.integers(0, 2000, n_users)] + 0.5 * rng.normal(size=(n_users, dim)).astype(np.float32)
+        items = centres[rng.integers(0, 2000, rec.n_items)] + 0.5 * rng.normal(
+            size=(rec.n_items, dim)
+        ).astype(np.float32)
+        users = centres[rng.integers(0, 2000, n_users)] + 0.5 * rng.normal(
+            size=(n_users, dim)
+        ).astype(np.float32)
     else:
         items = rng.normal(size=(rec.n_items, dim)).astype(np.float32)
         users = rng.normal(size=(n_users, dim)).astype(np.float32)
     tables = rec.model_.factors_  # mf's serving tables: user and item vectors, item biases
     with torch.no_grad():
         tables.item.copy_(torch.from_numpy(0.1 * items.astype(np.float32)))
-        tables.bias.copy_(torch.from_numpy((0.05 * rng.normal(size=rec.n_items)).astype(np.float32)))
+        tables.bias.copy_(
+            torch.from_numpy((0.05 * rng.normal(size=rec.n_items)).astype(np.float32))
+        )
         rows = torch.as_tensor(rec.users_.lookup([f"u{u}" for u in range(n_users)]))
         tables.user[rows] = torch.from_numpy(users.astype(np.float32))
     return rec
@@ -252,7 +296,7 @@ def child_million(port: int, n_items: int, kind: str, report: str, nprobe: int) 
     build_index = time.perf_counter() - t0
     users = [f"u{u}" for u in range(0, 2000, 10)]
     hits, exact_ms, ann_ms = 0, [], []
-    for n, u in enumerate(users):
+    for u in users:
         t = time.perf_counter()
         ann = retriever.recommend(u, 10, True)
         ann_ms.append((time.perf_counter() - t) * 1000)
@@ -260,27 +304,57 @@ def child_million(port: int, n_items: int, kind: str, report: str, nprobe: int) 
         exact = rec.recommend_with_scores(u, 10, True)
         exact_ms.append((time.perf_counter() - t) * 1000)
         hits += len({i for i, _ in ann or []} & {i for i, _ in exact})
-    Path(report).write_text(json.dumps({
-        "items": rec.n_items, "vectors": kind, "dim": 64, "nlist": retriever.index.nlist if retriever.index else None,
-        "nprobe": retriever.index.nprobe if retriever.index else None, "recall@10": hits / (10 * len(users)),
-        "users_checked": len(users), "build_model_s": round(build_model, 1), "build_index_s": round(build_index, 1),
-        "in_process_faiss_ms": {"p50": round(float(np.percentile(ann_ms, 50)), 3), "p99": round(float(np.percentile(ann_ms, 99)), 3)},
-        "in_process_exact_ms": {"p50": round(float(np.percentile(exact_ms, 50)), 3), "p99": round(float(np.percentile(exact_ms, 99)), 3)},
-    }))
+    Path(report).write_text(
+        json.dumps(
+            {
+                "items": rec.n_items,
+                "vectors": kind,
+                "dim": 64,
+                "nlist": retriever.index.nlist if retriever.index else None,
+                "nprobe": retriever.index.nprobe if retriever.index else None,
+                "recall@10": hits / (10 * len(users)),
+                "users_checked": len(users),
+                "build_model_s": round(build_model, 1),
+                "build_index_s": round(build_index, 1),
+                "in_process_faiss_ms": {
+                    "p50": round(float(np.percentile(ann_ms, 50)), 3),
+                    "p99": round(float(np.percentile(ann_ms, 99)), 3),
+                },
+                "in_process_exact_ms": {
+                    "p50": round(float(np.percentile(exact_ms, 50)), 3),
+                    "p99": round(float(np.percentile(exact_ms, 99)), 3),
+                },
+            }
+        )
+    )
     _serve(app, port, faiss_nprobe=nprobe)
 
 
 # ---------------------------------------------------------------- scenarios
-def scenarios(users: list[str], event_users: list[str], items: list[str], batch: int, pool: int = 0,
-              seed: int = 0) -> dict[str, Callable[[random.Random], bytes]]:
+def scenarios(
+    users: list[str],
+    event_users: list[str],
+    items: list[str],
+    batch: int,
+    pool: int = 0,
+    seed: int = 0,
+) -> dict[str, Callable[[random.Random], bytes]]:
     """Request makers by route. With ``pool`` > 0 the ``POST /events`` requests are drawn
     from ``pool`` requests encoded here, before any timing, so the load client (on the
     same cores as the server) does not pay random choices and JSON encoding per request."""
+
     def recommend(r: random.Random) -> bytes:
         return get(f"/recommend?user_id={r.choice(users)}&k=10")
 
     def predict(r: random.Random) -> bytes:
-        return post("/predict", {"user_id": r.choice(users), "item_id": r.choice(items), "behavior": round(r.random(), 3)})
+        return post(
+            "/predict",
+            {
+                "user_id": r.choice(users),
+                "item_id": r.choice(items),
+                "behavior": round(r.random(), 3),
+            },
+        )
 
     def event(r: random.Random) -> dict[str, Any]:
         return {"user_id": r.choice(event_users), "item_id": r.choice(items), "type": "click"}
@@ -326,14 +400,26 @@ async def event_to_effect(port: int, users: list[str], trials: int) -> dict[str,
     conn.close()
 
     def q(v: list[float]) -> dict[str, float]:
-        return {"p50": round(float(np.percentile(v, 50)), 3), "p99": round(float(np.percentile(v, 99)), 3)}
+        return {
+            "p50": round(float(np.percentile(v, 50)), 3),
+            "p99": round(float(np.percentile(v, 99)), 3),
+        }
 
-    return {"trials": trials, "reflected_on_next_read": reflected / trials,
-            "ack_to_effect_ms": q(ack_to_seen), "post_to_effect_ms": q(post_to_seen)}
+    return {
+        "trials": trials,
+        "reflected_on_next_read": reflected / trials,
+        "ack_to_effect_ms": q(ack_to_seen),
+        "post_to_effect_ms": q(post_to_seen),
+    }
 
 
-def measure_routes(port: int, make: dict[str, Callable[[random.Random], bytes]], levels: list[int],
-                   args: argparse.Namespace, label: str) -> list[dict[str, Any]]:
+def measure_routes(
+    port: int,
+    make: dict[str, Callable[[random.Random], bytes]],
+    levels: list[int],
+    args: argparse.Namespace,
+    label: str,
+) -> list[dict[str, Any]]:
     """Every scenario at every concurrency, ``args.rounds`` interleaved rounds; median round."""
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     for rnd in range(args.rounds):
@@ -341,15 +427,25 @@ def measure_routes(port: int, make: dict[str, Callable[[random.Random], bytes]],
             for name, fn in make.items():
                 r = asyncio.run(load(port, fn, c, args.duration, args.max_requests, seed=rnd))
                 runs.setdefault((name, c), []).append(r)
-                print(f"[batching {label}] round {rnd} c={c} {name}: {r['rps']} req/s p50 {r['p50_ms']} "
-                      f"p99 {r['p99_ms']} errors {r['errors']}", file=sys.stderr)
+                print(
+                    f"[batching {label}] round {rnd} c={c} {name}: {r['rps']} req/s p50 {r['p50_ms']} "
+                    f"p99 {r['p99_ms']} errors {r['errors']}",
+                    file=sys.stderr,
+                )
     rows = []
     for (name, c), rs in runs.items():
         med = sorted(rs, key=lambda r: r["rps"])[len(rs) // 2]
         ceiling = sorted(runs[("constant", c)], key=lambda r: r["rps"])[len(rs) // 2]
-        row = {"route": name, "concurrency": c, **med, "rps_rounds": [r["rps"] for r in rs],
-               "rps_vs_ceiling": round(med["rps"] / ceiling["rps"], 3),
-               "p99_vs_ceiling": round(med["p99_ms"] / ceiling["p99_ms"], 3) if med["p99_ms"] else None}
+        row = {
+            "route": name,
+            "concurrency": c,
+            **med,
+            "rps_rounds": [r["rps"] for r in rs],
+            "rps_vs_ceiling": round(med["rps"] / ceiling["rps"], 3),
+            "p99_vs_ceiling": round(med["p99_ms"] / ceiling["p99_ms"], 3)
+            if med["p99_ms"]
+            else None,
+        }
         if name == "events_batch":
             row["events_per_s"] = round(med["rps"] * args.batch)
         rows.append(row)
@@ -365,8 +461,19 @@ def versions() -> dict[str, str]:
     from importlib.metadata import version
 
     out = {}
-    for pkg in ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic", "orjson", "faiss-cpu",
-                "prometheus-client", "torch", "numpy"):
+    for pkg in (
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "pydantic",
+        "orjson",
+        "faiss-cpu",
+        "prometheus-client",
+        "torch",
+        "numpy",
+    ):
         try:
             out[pkg] = version(pkg)
         except Exception:
@@ -377,24 +484,45 @@ def versions() -> dict[str, str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=4.0, help="seconds per scenario and round")
-    ap.add_argument("--max-requests", type=int, default=50_000, help="requests per scenario and round at most")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median round is reported")
+    ap.add_argument(
+        "--max-requests", type=int, default=50_000, help="requests per scenario and round at most"
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds; the median round is reported"
+    )
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--batch", type=int, default=1000, help="events per batched POST /events")
-    ap.add_argument("--routes", default="constant,recommend,predict,events,events_batch",
-                    help="routes to load, comma-separated (constant, the ceiling, is always measured)")
-    ap.add_argument("--pool", type=int, default=64,
-                    help="POST /events bodies encoded before timing and drawn at random (0: build each request in the loop)")
+    ap.add_argument(
+        "--routes",
+        default="constant,recommend,predict,events,events_batch",
+        help="routes to load, comma-separated (constant, the ceiling, is always measured)",
+    )
+    ap.add_argument(
+        "--pool",
+        type=int,
+        default=64,
+        help="POST /events bodies encoded before timing and drawn at random (0: build each request in the loop)",
+    )
     ap.add_argument("--trials", type=int, default=200, help="event-to-effect trials (0: skip)")
-    ap.add_argument("--fit-cache", default=None,
-                    help="folder of a saved fit to reuse (written there when absent) instead of fitting every run")
-    ap.add_argument("--million-items", type=int, default=1_000_000, help="synthetic catalogue size (0: skip)")
+    ap.add_argument(
+        "--fit-cache",
+        default=None,
+        help="folder of a saved fit to reuse (written there when absent) instead of fitting every run",
+    )
+    ap.add_argument(
+        "--million-items", type=int, default=1_000_000, help="synthetic catalogue size (0: skip)"
+    )
     ap.add_argument("--million-vectors", choices=("clustered", "isotropic"), default="clustered")
     ap.add_argument("--million-duration", type=float, default=10.0)
     ap.add_argument("--nprobe", type=int, default=48)
-    ap.add_argument("--no-micro-batching", action="store_true", help="serve with micro_batching off")
-    ap.add_argument("--compare-off", action="store_true",
-                    help="also measure the routes with micro_batching off, on the same model")
+    ap.add_argument(
+        "--no-micro-batching", action="store_true", help="serve with micro_batching off"
+    )
+    ap.add_argument(
+        "--compare-off",
+        action="store_true",
+        help="also measure the routes with micro_batching off, on the same model",
+    )
     ap.add_argument("--markdown", default=None, help="write the tables to this file")
     ap.add_argument("--child", choices=("serve", "million"), default=None, help=argparse.SUPPRESS)
     ap.add_argument("--model-dir", default=None, help=argparse.SUPPRESS)
@@ -413,26 +541,41 @@ def main() -> int:
     torch.set_num_threads(1)
     try:
         import uvloop
+
         uvloop.install()
     except ImportError:
         pass
     from common import emit, markdown
-
     from recloop import Recommender
     from recloop.data.movielens import load_movielens_100k
 
     levels = [int(c) for c in args.concurrency.split(",")]
     known = ("constant", "recommend", "predict", "events", "events_batch")
-    routes = ["constant"] + [r for r in (x.strip() for x in args.routes.split(",")) if r and r != "constant"]
+    routes = ["constant"] + [
+        r for r in (x.strip() for x in args.routes.split(",")) if r and r != "constant"
+    ]
     bad = [r for r in routes if r not in known]
     if bad:
         ap.error(f"--routes: unknown {', '.join(bad)}; known: {', '.join(known)}")
-    config = {"model": "mf", "data": "movielens-100k", "server": "uvicorn, 1 process (as recloop serve)",
-              "client": "asyncio HTTP/1.1 keep-alive, closed loop, same machine", "duration_s": args.duration,
-              "max_requests": args.max_requests, "rounds": args.rounds, "concurrency": levels, "batch": args.batch,
-              "trials": args.trials, "million_items": args.million_items, "million_vectors": args.million_vectors,
-              "nprobe": args.nprobe, "k": 10, "micro_batching": not args.no_micro_batching, "routes": routes,
-              "pool": args.pool}
+    config = {
+        "model": "mf",
+        "data": "movielens-100k",
+        "server": "uvicorn, 1 process (as recloop serve)",
+        "client": "asyncio HTTP/1.1 keep-alive, closed loop, same machine",
+        "duration_s": args.duration,
+        "max_requests": args.max_requests,
+        "rounds": args.rounds,
+        "concurrency": levels,
+        "batch": args.batch,
+        "trials": args.trials,
+        "million_items": args.million_items,
+        "million_vectors": args.million_vectors,
+        "nprobe": args.nprobe,
+        "k": 10,
+        "micro_batching": not args.no_micro_batching,
+        "routes": routes,
+        "pool": args.pool,
+    }
     results: dict[str, Any] = {"versions": versions()}
     tmp = tempfile.TemporaryDirectory(prefix="recloop-bench-")
     model_dir = Path(tmp.name) / "mf"
@@ -450,11 +593,17 @@ def main() -> int:
     all_users = sorted(rec.users_.to_list(), key=lambda x: int(x) if x.isdigit() else 0)
     event_users, users = all_users[:100], all_users[100:]
     items = rec.items_.to_list()
-    make = {k: v for k, v in scenarios(users, event_users, items, args.batch, args.pool).items() if k in routes}
+    make = {
+        k: v
+        for k, v in scenarios(users, event_users, items, args.batch, args.pool).items()
+        if k in routes
+    }
     # what one engine call costs without HTTP (the part the ceiling does not pay)
     eng: dict[str, float] = {}
-    for name, call in (("recommend_with_scores", lambda u: rec.recommend_with_scores(u, 10, True)),
-                       ("predict_proba", lambda u: rec.predict_proba(u, items[0], 0.5))):
+    for name, call in (
+        ("recommend_with_scores", lambda u: rec.recommend_with_scores(u, 10, True)),
+        ("predict_proba", lambda u: rec.predict_proba(u, items[0], 0.5)),
+    ):
         t0 = time.perf_counter()
         for n in range(2000):
             call(users[n % len(users)])
@@ -463,22 +612,40 @@ def main() -> int:
 
     modes = [not args.no_micro_batching] + ([args.no_micro_batching] if args.compare_off else [])
     for batching_on in modes:
-        key = "routes" if batching_on == (not args.no_micro_batching) else "routes_micro_batching_off"
+        key = (
+            "routes" if batching_on == (not args.no_micro_batching) else "routes_micro_batching_off"
+        )
         port = free_port()
-        proc = start_child(["--child", "serve", "--model-dir", str(model_dir),
-                            *([] if batching_on else ["--no-micro-batching"])], port)
+        proc = start_child(
+            [
+                "--child",
+                "serve",
+                "--model-dir",
+                str(model_dir),
+                *([] if batching_on else ["--no-micro-batching"]),
+            ],
+            port,
+        )
         try:
-            results[key] = measure_routes(port, make, levels, args, label="on" if batching_on else "off")
+            results[key] = measure_routes(
+                port, make, levels, args, label="on" if batching_on else "off"
+            )
             if key == "routes":
                 if args.trials > 0:
-                    results["event_to_effect"] = asyncio.run(event_to_effect(port, event_users, args.trials))
+                    results["event_to_effect"] = asyncio.run(
+                        event_to_effect(port, event_users, args.trials)
+                    )
                 health = json.loads(fetch(port, "/health"))
                 metrics = fetch(port, "/metrics")
                 results["server_after"] = {
-                    "events_applied": health["events_applied"], "n_users": health["n_users"],
-                    "online_update_ms": {line.split("quantile=")[1].split('"')[1]: float(line.split()[-1])
-                                         for line in metrics.splitlines()
-                                         if line.startswith("recloop_online_update_latency_ms{")}}
+                    "events_applied": health["events_applied"],
+                    "n_users": health["n_users"],
+                    "online_update_ms": {
+                        line.split("quantile=")[1].split('"')[1]: float(line.split()[-1])
+                        for line in metrics.splitlines()
+                        if line.startswith("recloop_online_update_latency_ms{")
+                    },
+                }
         finally:
             stop_child(proc)
 
@@ -486,15 +653,36 @@ def main() -> int:
         report = Path(tmp.name) / "million.json"
         port = free_port()
         t0 = time.perf_counter()
-        proc = start_child(["--child", "million", "--million-items", str(args.million_items), "--million-vectors",
-                            args.million_vectors, "--report", str(report), "--nprobe", str(args.nprobe)], port)
+        proc = start_child(
+            [
+                "--child",
+                "million",
+                "--million-items",
+                str(args.million_items),
+                "--million-vectors",
+                args.million_vectors,
+                "--report",
+                str(report),
+                "--nprobe",
+                str(args.nprobe),
+            ],
+            port,
+        )
         try:
             million = json.loads(report.read_text())
             million["startup_s"] = round(time.perf_counter() - t0, 1)
             million["retrieval"] = json.loads(fetch(port, "/health"))["retrieval"]
             musers = [f"u{u}" for u in range(2000)]
-            million["http_c1"] = asyncio.run(load(port, lambda r: get(f"/recommend?user_id={r.choice(musers)}&k=10"), 1,
-                                                  args.million_duration, args.max_requests, seed=0))
+            million["http_c1"] = asyncio.run(
+                load(
+                    port,
+                    lambda r: get(f"/recommend?user_id={r.choice(musers)}&k=10"),
+                    1,
+                    args.million_duration,
+                    args.max_requests,
+                    seed=0,
+                )
+            )
         finally:
             stop_child(proc)
         results["million"] = million
@@ -506,40 +694,100 @@ def main() -> int:
         r = by.get((route, 8))
         if r:
             targets[f"{route}_c8_rps_ge_50pct_ceiling"] = r["rps_vs_ceiling"] >= 0.5
-            targets[f"{route}_c8_p99_le_2x_ceiling"] = r["p99_vs_ceiling"] is not None and r["p99_vs_ceiling"] <= 2.0
+            targets[f"{route}_c8_p99_le_2x_ceiling"] = (
+                r["p99_vs_ceiling"] is not None and r["p99_vs_ceiling"] <= 2.0
+            )
     if "events_batch" in routes:
-        batch_best = max((r.get("events_per_s", 0) for r in results["routes"] if r["route"] == "events_batch"), default=0)
+        batch_best = max(
+            (r.get("events_per_s", 0) for r in results["routes"] if r["route"] == "events_batch"),
+            default=0,
+        )
         targets["events_batch_ge_20k_per_s"] = batch_best >= 20_000
     if "million" in results:
         m = results["million"]
         targets["million_p99_le_20ms"] = (m["http_c1"]["p99_ms"] or 1e9) <= 20
         targets["million_recall_ge_0.95"] = m["recall@10"] >= 0.95
-    targets["zero_5xx"] = all(r["5xx"] == 0 for r in results["routes"] + results.get("routes_micro_batching_off", [])) and (
-        "million" not in results or results["million"]["http_c1"]["5xx"] == 0)
+    targets["zero_5xx"] = all(
+        r["5xx"] == 0 for r in results["routes"] + results.get("routes_micro_batching_off", [])
+    ) and ("million" not in results or results["million"]["http_c1"]["5xx"] == 0)
     results["targets_met"] = targets
 
     if args.markdown:
-        cols = ["route", "concurrency", "rps", "p50_ms", "p99_ms", "errors", "rps_vs_ceiling", "p99_vs_ceiling", "events_per_s"]
-        text = "### Routes (MovieLens-100K `mf`, k=10; median of rounds)\n\n" + markdown(results["routes"], cols)
+        cols = [
+            "route",
+            "concurrency",
+            "rps",
+            "p50_ms",
+            "p99_ms",
+            "errors",
+            "rps_vs_ceiling",
+            "p99_vs_ceiling",
+            "events_per_s",
+        ]
+        text = "### Routes (MovieLens-100K `mf`, k=10; median of rounds)\n\n" + markdown(
+            results["routes"], cols
+        )
         if "routes_micro_batching_off" in results:
-            text += ("\n### Routes with micro-batching off (same model, same run)\n\n"
-                     + markdown(results["routes_micro_batching_off"], cols))
+            text += "\n### Routes with micro-batching off (same model, same run)\n\n" + markdown(
+                results["routes_micro_batching_off"], cols
+            )
         e = results.get("event_to_effect")
         if e:
-            text += ("\n### Event to effect\n\n" + markdown([{"trials": e["trials"], "reflected on next read": e["reflected_on_next_read"],
-                     "ack→effect p50 ms": e["ack_to_effect_ms"]["p50"], "ack→effect p99 ms": e["ack_to_effect_ms"]["p99"],
-                     "post→effect p50 ms": e["post_to_effect_ms"]["p50"], "post→effect p99 ms": e["post_to_effect_ms"]["p99"]}],
-                     ["trials", "reflected on next read", "ack→effect p50 ms", "ack→effect p99 ms", "post→effect p50 ms", "post→effect p99 ms"]))
+            text += "\n### Event to effect\n\n" + markdown(
+                [
+                    {
+                        "trials": e["trials"],
+                        "reflected on next read": e["reflected_on_next_read"],
+                        "ack→effect p50 ms": e["ack_to_effect_ms"]["p50"],
+                        "ack→effect p99 ms": e["ack_to_effect_ms"]["p99"],
+                        "post→effect p50 ms": e["post_to_effect_ms"]["p50"],
+                        "post→effect p99 ms": e["post_to_effect_ms"]["p99"],
+                    }
+                ],
+                [
+                    "trials",
+                    "reflected on next read",
+                    "ack→effect p50 ms",
+                    "ack→effect p99 ms",
+                    "post→effect p50 ms",
+                    "post→effect p99 ms",
+                ],
+            )
         if "million" in results:
             m = results["million"]
-            text += ("\n### 1,000,000-item catalogue\n\n" + markdown([{
-                "items": m["items"], "vectors": m["vectors"], "nlist/nprobe": f"{m['nlist']}/{m['nprobe']}",
-                "recall@10": m["recall@10"], "HTTP c=1 p50 ms": m["http_c1"]["p50_ms"], "HTTP c=1 p99 ms": m["http_c1"]["p99_ms"],
-                "HTTP req/s": m["http_c1"]["rps"], "in-process faiss p99 ms": m["in_process_faiss_ms"]["p99"],
-                "in-process exact p50 ms": m["in_process_exact_ms"]["p50"], "index build s": m["build_index_s"]}],
-                ["items", "vectors", "nlist/nprobe", "recall@10", "HTTP c=1 p50 ms", "HTTP c=1 p99 ms", "HTTP req/s",
-                 "in-process faiss p99 ms", "in-process exact p50 ms", "index build s"]))
-        text += "\n### Targets\n\n" + "\n".join(f"- {k}: {'met' if v else 'NOT met'}" for k, v in targets.items()) + "\n"
+            text += "\n### 1,000,000-item catalogue\n\n" + markdown(
+                [
+                    {
+                        "items": m["items"],
+                        "vectors": m["vectors"],
+                        "nlist/nprobe": f"{m['nlist']}/{m['nprobe']}",
+                        "recall@10": m["recall@10"],
+                        "HTTP c=1 p50 ms": m["http_c1"]["p50_ms"],
+                        "HTTP c=1 p99 ms": m["http_c1"]["p99_ms"],
+                        "HTTP req/s": m["http_c1"]["rps"],
+                        "in-process faiss p99 ms": m["in_process_faiss_ms"]["p99"],
+                        "in-process exact p50 ms": m["in_process_exact_ms"]["p50"],
+                        "index build s": m["build_index_s"],
+                    }
+                ],
+                [
+                    "items",
+                    "vectors",
+                    "nlist/nprobe",
+                    "recall@10",
+                    "HTTP c=1 p50 ms",
+                    "HTTP c=1 p99 ms",
+                    "HTTP req/s",
+                    "in-process faiss p99 ms",
+                    "in-process exact p50 ms",
+                    "index build s",
+                ],
+            )
+        text += (
+            "\n### Targets\n\n"
+            + "\n".join(f"- {k}: {'met' if v else 'NOT met'}" for k, v in targets.items())
+            + "\n"
+        )
         Path(args.markdown).write_text(text)
     emit("serving", config, results)
     return 0

@@ -5,6 +5,7 @@ beside outside baselines (ISGD, River's BiasedMF, online item co-occurrence) on 
 
 Prints one JSON object; writes the markdown table with --markdown PATH.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,27 +41,66 @@ def main() -> int:
     for model in [m for m in args.models.split(",") if m in available()]:
         for mode in args.modes.split(","):
             t = time.perf_counter()
-            r = replay(lambda: Recommender(model=model, seed=args.seed), events, mode=mode, history_fraction=args.history,
-                       max_events=args.max_events, model_name=model)
-            print(f"{model} {mode}: hr {r.hr:.4f} ndcg {r.ndcg:.4f} ({time.perf_counter() - t:.0f}s)", file=sys.stderr)
+            r = replay(
+                lambda model=model: Recommender(model=model, seed=args.seed),
+                events,
+                mode=mode,
+                history_fraction=args.history,
+                max_events=args.max_events,
+                model_name=model,
+            )
+            print(
+                f"{model} {mode}: hr {r.hr:.4f} ndcg {r.ndcg:.4f} ({time.perf_counter() - t:.0f}s)",
+                file=sys.stderr,
+            )
             results.append(r)
-    makers = {"cooccurrence": lambda: Cooccurrence(), "isgd": lambda: ISGD(), "river": lambda: RiverBiasedMF()}
+    makers = {
+        "cooccurrence": lambda: Cooccurrence(),
+        "isgd": lambda: ISGD(),
+        "river": lambda: RiverBiasedMF(),
+    }
     for name in [b for b in args.baselines.split(",") if b]:
         t = time.perf_counter()
-        r = replay(makers[name], events, mode="online", history_fraction=args.history, max_events=args.max_events,
-                   model_name=f"{name} (outside)")
-        print(f"{name}: hr {r.hr:.4f} ndcg {r.ndcg:.4f} ({time.perf_counter() - t:.0f}s)", file=sys.stderr)
+        r = replay(
+            makers[name],
+            events,
+            mode="online",
+            history_fraction=args.history,
+            max_events=args.max_events,
+            model_name=f"{name} (outside)",
+        )
+        print(
+            f"{name}: hr {r.hr:.4f} ndcg {r.ndcg:.4f} ({time.perf_counter() - t:.0f}s)",
+            file=sys.stderr,
+        )
         results.append(r)
-    rows = [{"model": r.model, "mode": r.mode, "HR@10": r.hr, "NDCG@10": r.ndcg, "events/s": round(r.events_per_second),
-             "update p50 ms": round(r.update_ms_p50, 3), "update p99 ms": round(r.update_ms_p99, 3),
-             "fit s": round(r.fit_seconds, 1)} for r in results]
-    best_base = max((r for r in results if "(outside)" in r.model), key=lambda r: r.hr, default=None)
-    best_ours = max((r for r in results if "(outside)" not in r.model), key=lambda r: r.hr, default=None)
+    rows = [
+        {
+            "model": r.model,
+            "mode": r.mode,
+            "HR@10": r.hr,
+            "NDCG@10": r.ndcg,
+            "events/s": round(r.events_per_second),
+            "update p50 ms": round(r.update_ms_p50, 3),
+            "update p99 ms": round(r.update_ms_p99, 3),
+            "fit s": round(r.fit_seconds, 1),
+        }
+        for r in results
+    ]
+    best_base = max(
+        (r for r in results if "(outside)" in r.model), key=lambda r: r.hr, default=None
+    )
+    best_ours = max(
+        (r for r in results if "(outside)" not in r.model), key=lambda r: r.hr, default=None
+    )
     summary = {}
     if best_base and best_ours:
-        summary = {"best_recloop": f"{best_ours.model} {best_ours.mode}", "best_outside": best_base.model,
-                   "hr_ratio": round(best_ours.hr / max(best_base.hr, 1e-9), 3),
-                   "ndcg_ratio": round(best_ours.ndcg / max(best_base.ndcg, 1e-9), 3)}
+        summary = {
+            "best_recloop": f"{best_ours.model} {best_ours.mode}",
+            "best_outside": best_base.model,
+            "hr_ratio": round(best_ours.hr / max(best_base.hr, 1e-9), 3),
+            "ndcg_ratio": round(best_ours.ndcg / max(best_base.ndcg, 1e-9), 3),
+        }
     if r0 := results[:1]:
         summary["share_new_users"] = round(r0[0].share_new_users, 3)
         summary["share_new_items"] = round(r0[0].share_new_items, 3)
@@ -70,9 +110,22 @@ def main() -> int:
             f.write(table)
     if args.plot:
         plot_windows(results, args.plot)
-    emit("stream", {"models": args.models, "modes": args.modes, "baselines": args.baselines,
-                    "max_events": args.max_events, "history": args.history, "seed": args.seed},
-         {"summary": summary, "rows": rows, "windows": {f"{r.model} {r.mode}": r.windows for r in results}})
+    emit(
+        "stream",
+        {
+            "models": args.models,
+            "modes": args.modes,
+            "baselines": args.baselines,
+            "max_events": args.max_events,
+            "history": args.history,
+            "seed": args.seed,
+        },
+        {
+            "summary": summary,
+            "rows": rows,
+            "windows": {f"{r.model} {r.mode}": r.windows for r in results},
+        },
+    )
     print(table, file=sys.stderr)
     return 0
 

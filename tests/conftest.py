@@ -1,4 +1,5 @@
 """Shared fixtures: MovieLens-100K (offline mirror, cached) and its leave-one-out split."""
+
 from __future__ import annotations
 
 import os
@@ -6,6 +7,7 @@ import os
 import pandas as pd
 import pytest
 import torch
+
 from synthdata import synthetic
 
 torch.set_num_threads(1)

@@ -1,11 +1,14 @@
 """Small synthetic sets with a known answer, shared by the tests (importable: tests/ is on pytest's pythonpath)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 
-def synthetic(n_users: int = 60, n_items: int = 80, per_user: int = 12, seed: int = 0) -> pd.DataFrame:
+def synthetic(
+    n_users: int = 60, n_items: int = 80, per_user: int = 12, seed: int = 0
+) -> pd.DataFrame:
     """Two taste groups: even users like even items, odd users odd items (contract_check's set)."""
     rng = np.random.default_rng(seed)
     rows, t = [], 1_000_000

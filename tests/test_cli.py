@@ -1,4 +1,5 @@
 """End-to-end through the `recloop` executable: train, evaluate, replay, and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,19 @@ def csv_file(tmp_path_factory) -> Path:
 
 def test_train_then_evaluate_json(csv_file, tmp_path):
     out = tmp_path / "runs" / "mf"
-    report = json.loads(run("train", "--data", str(csv_file), "--model", "mf", "--out", str(out),
-                            "--json", "--no-progress").stdout)
+    report = json.loads(
+        run(
+            "train",
+            "--data",
+            str(csv_file),
+            "--model",
+            "mf",
+            "--out",
+            str(out),
+            "--json",
+            "--no-progress",
+        ).stdout
+    )
     assert report["model"] == "mf" and report["heldout_rows"] == 80 and (out / "meta.json").exists()
     res = json.loads(run("evaluate", str(out), "--protocol", "full", "--json").stdout)
     assert set(res) >= {"run", "model", "full"}
@@ -41,22 +53,45 @@ def test_train_then_evaluate_json(csv_file, tmp_path):
 
 def test_replay_json_and_plot(csv_file, tmp_path):
     png = tmp_path / "replay.png"
-    res = json.loads(run("replay", "--data", str(csv_file), "--model", "popularity,mf", "--modes", "static,online",
-                         "--max-events", "150", "--window", "50", "--json", "--plot", str(png), "--no-progress").stdout)
+    res = json.loads(
+        run(
+            "replay",
+            "--data",
+            str(csv_file),
+            "--model",
+            "popularity,mf",
+            "--modes",
+            "static,online",
+            "--max-events",
+            "150",
+            "--window",
+            "50",
+            "--json",
+            "--plot",
+            str(png),
+            "--no-progress",
+        ).stdout
+    )
     assert len(res["results"]) == 4
     for r in res["results"]:
         assert r["n_events"] == 150 and len(r["windows"]) == 3 and 0 <= r["hr"] <= 1
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["train", "--data", "no/such/file.csv", "--model", "mf", "--out", "x"], "no/such/file.csv"),
-    (["train", "--data", "{csv}", "--model", "nope", "--out", "x"], "nope"),
-    (["evaluate", "no-such-run"], "no-such-run"),
-    (["replay", "--data", "{csv}", "--modes", "sometimes"], "--modes"),
-    (["replay", "--data", "{csv}", "--history", "1.5"], "--history"),
-    (["train", "--data", "{csv}"], "--model"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (
+            ["train", "--data", "no/such/file.csv", "--model", "mf", "--out", "x"],
+            "no/such/file.csv",
+        ),
+        (["train", "--data", "{csv}", "--model", "nope", "--out", "x"], "nope"),
+        (["evaluate", "no-such-run"], "no-such-run"),
+        (["replay", "--data", "{csv}", "--modes", "sometimes"], "--modes"),
+        (["replay", "--data", "{csv}", "--history", "1.5"], "--history"),
+        (["train", "--data", "{csv}"], "--model"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(csv_file, args, needle):
     args = [a.replace("{csv}", str(csv_file)) for a in args]
     if args == ["train", "--data", str(csv_file)]:

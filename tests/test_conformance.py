@@ -3,6 +3,7 @@
 Each model is fitted once per module on the two-taste-groups synthetic set, whose
 answer is known: even users like even items, odd users odd items.
 """
+
 from __future__ import annotations
 
 import threading
@@ -12,7 +13,6 @@ import pytest
 
 from recloop import Recommender
 from recloop.models import available
-
 from synthdata import synthetic
 
 MODELS = [m for m in available()]
@@ -69,7 +69,9 @@ def test_seed_reproduces(fitted):
     again = Recommender(model=name, seed=0).fit(df)
     for u in ("1", "2", "9"):
         assert again.recommend(u, k=10) == rec.recommend(u, k=10)
-        np.testing.assert_allclose(again.score(u, ["0", "1", "2"]), rec.score(u, ["0", "1", "2"]), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            again.score(u, ["0", "1", "2"]), rec.score(u, ["0", "1", "2"]), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_save_load_round_trip(fitted, tmp_path):
@@ -87,8 +89,12 @@ def test_update_is_read_your_writes_and_grows(name):
     target = rec.recommend("3", k=10)[0]
     rec.update({"user_id": 3, "item_id": target, "type": "click"})
     assert target not in rec.recommend("3", k=10), name
-    rec.update([{"user_id": "fresh", "item_id": "1", "type": "click"},
-                {"user_id": "fresh", "item_id": "brand-new", "type": "purchase"}])
+    rec.update(
+        [
+            {"user_id": "fresh", "item_id": "1", "type": "click"},
+            {"user_id": "fresh", "item_id": "brand-new", "type": "purchase"},
+        ]
+    )
     top = rec.recommend("fresh", k=10)
     assert len(top) == 10 and "1" not in top and "brand-new" not in top, name
     rec.flush()
@@ -128,7 +134,9 @@ def test_recommend_is_safe_while_update_runs():
 def test_registered_event_types_are_accepted_and_survive_save_load(tmp_path):
     from recloop.events import FeedbackMapping
 
-    rec = Recommender(model="mf", seed=0, feedback=FeedbackMapping.from_dict({"like": {"label": 1, "weight": 2}}))
+    rec = Recommender(
+        model="mf", seed=0, feedback=FeedbackMapping.from_dict({"like": {"label": 1, "weight": 2}})
+    )
     rec.fit(synthetic())
     rec.update({"user_id": 1, "item_id": 3, "type": "like"})
     assert "3" not in rec.recommend(1, k=1000)

@@ -2,6 +2,7 @@
 
 (The HTTP half runs against a real `recloop serve` in tests/serving.)
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -16,7 +17,12 @@ SCRIPT = ROOT.parent / "shared" / "contract_check.py"
 
 @pytest.mark.skipif(not SCRIPT.exists(), reason=f"{SCRIPT} is not beside the repository")
 def test_contract_check_python_api():
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--models", "popularity,mf,neumf,sasrec,lightgcn,mlp"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--models", "popularity,mf,neumf,sasrec,lightgcn,mlp"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "all contract checks passed" in proc.stdout

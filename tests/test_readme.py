@@ -1,4 +1,5 @@
 """The README's Python snippet runs as written and prints what its comments say."""
+
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +24,10 @@ def test_python_snippet_runs_and_prints_what_it_says():
     assert blocks, "README has a python snippet"
     code = blocks[0]
     assert len(code.strip().splitlines()) <= 10
-    expected = [m.group(1).strip() for m in re.finditer(r"print\(.*\)\s+# (\S+(?: \S+)*?)(?:\s+\(|\s+--|$)", code, flags=re.M)]
+    expected = [
+        m.group(1).strip()
+        for m in re.finditer(r"print\(.*\)\s+# (\S+(?: \S+)*?)(?:\s+\(|\s+--|$)", code, flags=re.M)
+    ]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), {})

@@ -3,6 +3,7 @@
 ``Recommender`` is imported lazily so that ``recloop data …`` and ``import recloop.data``
 do not pay for importing torch.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

@@ -21,6 +21,7 @@ Traceback (most recent call last):
 ...
 recloop.errors.ConfigError: max_k: must be an integer in 1..1000, got '0'
 """
+
 from __future__ import annotations
 
 import json
@@ -144,11 +145,17 @@ def _read_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{CONFIG_ENV}: cannot read {str(path)!r}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"{CONFIG_ENV}: cannot read {str(path)!r}: {exc.strerror or exc}"
+        ) from None
     try:
-        data: Any = tomllib.loads(text.decode()) if path.suffix.lower() != ".json" else json.loads(text)
+        data: Any = (
+            tomllib.loads(text.decode()) if path.suffix.lower() != ".json" else json.loads(text)
+        )
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{CONFIG_ENV}: {str(path)!r} is not valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'}: {exc}") from None
+        raise ConfigError(
+            f"{CONFIG_ENV}: {str(path)!r} is not valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'}: {exc}"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{CONFIG_ENV}: {str(path)!r} must hold a table of settings")
     section = data.get("serving", data)

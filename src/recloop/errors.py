@@ -3,6 +3,7 @@
 Library code raises these; only ``serving`` and ``cli`` turn them into HTTP statuses
 or exit codes. Messages name the field, the bad value and what is allowed.
 """
+
 from __future__ import annotations
 
 

@@ -18,6 +18,7 @@ Traceback (most recent call last):
 ...
 recloop.errors.InvalidInputError: user_id: must be a non-empty string of at most 256 characters or an integer, got ''
 """
+
 from __future__ import annotations
 
 import math
@@ -32,7 +33,13 @@ from recloop.errors import ConfigError, InvalidInputError
 
 MAX_ID_LENGTH = 256
 DEFAULT_EVENT_TYPES: tuple[str, ...] = (
-    "view", "click", "add_to_cart", "purchase", "rating", "skip", "dislike",
+    "view",
+    "click",
+    "add_to_cart",
+    "purchase",
+    "rating",
+    "skip",
+    "dislike",
 )
 # Earliest and latest accepted timestamps (1970 .. 2100): anything else is a unit mistake.
 MIN_TIMESTAMP = 0.0
@@ -74,8 +81,13 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """The event as a JSON-ready dict that ``parse_event`` reads back to an equal event."""
-        out: dict[str, Any] = {"user_id": self.user_id, "item_id": self.item_id, "type": self.type,
-                               "value": self.value, "timestamp": self.timestamp}
+        out: dict[str, Any] = {
+            "user_id": self.user_id,
+            "item_id": self.item_id,
+            "type": self.type,
+            "value": self.value,
+            "timestamp": self.timestamp,
+        }
         if self.context is not None:
             out["context"] = dict(self.context)
         return out
@@ -91,8 +103,14 @@ class Signal:
     def __post_init__(self) -> None:
         if not (isinstance(self.label, numbers.Real) and 0.0 <= float(self.label) <= 1.0):
             raise ConfigError(f"signal label must be a number in [0, 1], got {_show(self.label)}")
-        if not (isinstance(self.weight, numbers.Real) and math.isfinite(float(self.weight)) and self.weight >= 0):
-            raise ConfigError(f"signal weight must be a finite number >= 0, got {_show(self.weight)}")
+        if not (
+            isinstance(self.weight, numbers.Real)
+            and math.isfinite(float(self.weight))
+            and self.weight >= 0
+        ):
+            raise ConfigError(
+                f"signal weight must be a finite number >= 0, got {_show(self.weight)}"
+            )
 
 
 def _default_signals() -> dict[str, Signal]:
@@ -126,9 +144,16 @@ class FeedbackMapping:
         for name, sig in self.signals.items():
             _check_type_name(name)
             if not isinstance(sig, Signal):
-                raise ConfigError(f"signal for event type {name!r} must be a Signal, got {type(sig).__name__}")
-        if not (isinstance(self.rating_threshold, numbers.Real) and math.isfinite(float(self.rating_threshold))):
-            raise ConfigError(f"rating_threshold must be a finite number, got {_show(self.rating_threshold)}")
+                raise ConfigError(
+                    f"signal for event type {name!r} must be a Signal, got {type(sig).__name__}"
+                )
+        if not (
+            isinstance(self.rating_threshold, numbers.Real)
+            and math.isfinite(float(self.rating_threshold))
+        ):
+            raise ConfigError(
+                f"rating_threshold must be a finite number, got {_show(self.rating_threshold)}"
+            )
 
     @property
     def types(self) -> tuple[str, ...]:
@@ -139,8 +164,12 @@ class FeedbackMapping:
         return FeedbackMapping({**self.signals, **extra}, self.rating_threshold)
 
     @classmethod
-    def from_dict(cls, spec: Mapping[str, Any], rating_threshold: float = 3.5,
-                  base: FeedbackMapping | None = None) -> FeedbackMapping:
+    def from_dict(
+        cls,
+        spec: Mapping[str, Any],
+        rating_threshold: float = 3.5,
+        base: FeedbackMapping | None = None,
+    ) -> FeedbackMapping:
         """Build a mapping from settings: ``{"like": {"label": 1, "weight": 2}, "hide": [0, 1]}``.
 
         The types are added to ``base`` (default: the built-in types).
@@ -153,18 +182,24 @@ class FeedbackMapping:
             if isinstance(raw, Signal):
                 extra[name] = raw
             elif isinstance(raw, Mapping) and set(raw) <= {"label", "weight"} and "label" in raw:
-                extra[name] = Signal(_config_number(raw["label"], name), _config_number(raw.get("weight", 1.0), name))
+                extra[name] = Signal(
+                    _config_number(raw["label"], name), _config_number(raw.get("weight", 1.0), name)
+                )
             elif isinstance(raw, (list, tuple)) and len(raw) == 2:
                 extra[name] = Signal(_config_number(raw[0], name), _config_number(raw[1], name))
             else:
-                raise ConfigError(f"event type {name!r} must map to {{'label': L, 'weight': W}} or [L, W], got {_show(raw)}")
+                raise ConfigError(
+                    f"event type {name!r} must map to {{'label': L, 'weight': W}} or [L, W], got {_show(raw)}"
+                )
         start = base if base is not None else cls(rating_threshold=rating_threshold)
         return FeedbackMapping({**start.signals, **extra}, rating_threshold)
 
     def signal(self, event: Event) -> Signal:
         base = self.signals.get(event.type)
         if base is None:
-            raise InvalidInputError("type", f"must be one of {', '.join(self.signals)}, got {_show(event.type)}")
+            raise InvalidInputError(
+                "type", f"must be one of {', '.join(self.signals)}, got {_show(event.type)}"
+            )
         if event.type == "rating":
             positive = event.value >= self.rating_threshold
             # the higher the rating, the stronger the evidence of interest (5 on a 1-5 scale: 1.43x)
@@ -179,13 +214,17 @@ class FeedbackMapping:
 
 def _config_number(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"event type {name!r}: label and weight must be numbers, got {_show(value)}")
+        raise ConfigError(
+            f"event type {name!r}: label and weight must be numbers, got {_show(value)}"
+        )
     return float(value)
 
 
 def _check_type_name(name: object) -> None:
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_TYPE_LENGTH:
-        raise ConfigError(f"event type names must be non-empty strings of at most {MAX_TYPE_LENGTH} characters, got {_show(name)}")
+        raise ConfigError(
+            f"event type names must be non-empty strings of at most {MAX_TYPE_LENGTH} characters, got {_show(name)}"
+        )
 
 
 DEFAULT_MAPPING = FeedbackMapping()
@@ -197,7 +236,9 @@ def parse_id(value: object, field_name: str) -> str:
     Integers (Python or numpy) and integral floats (``5.0``, as pandas gives for an int
     column with a gap) become their decimal string, so ``5`` and ``"5"`` are one id.
     """
-    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and not value.isspace():  # the common case
+    if (
+        type(value) is str and 0 < len(value) <= MAX_ID_LENGTH and not value.isspace()
+    ):  # the common case
         return value
     if isinstance(value, bool) or type(value).__name__ == "bool_":
         raise InvalidInputError(field_name, f"must be {_ID_RULE}, got {_show(value)}")
@@ -213,8 +254,11 @@ def parse_id(value: object, field_name: str) -> str:
     else:
         raise InvalidInputError(field_name, f"must be {_ID_RULE}, got {_show(value)}")
     if not text.strip() or len(text) > MAX_ID_LENGTH:
-        raise InvalidInputError(field_name, f"must be {_ID_RULE}, got {_show(text)}"
-                                + (f" ({len(text)} characters)" if len(text) > MAX_ID_LENGTH else ""))
+        raise InvalidInputError(
+            field_name,
+            f"must be {_ID_RULE}, got {_show(text)}"
+            + (f" ({len(text)} characters)" if len(text) > MAX_ID_LENGTH else ""),
+        )
     return text
 
 
@@ -242,10 +286,14 @@ def parse_timestamp(value: object, field_name: str = "timestamp") -> float:
             try:
                 ts = float(text)
             except ValueError:
-                dt = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+                dt = datetime.fromisoformat(
+                    text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+                )
                 ts = (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
         else:
-            raise InvalidInputError(field_name, f"must be {_TS_RULE}, got {type(value).__name__} {_show(value)}")
+            raise InvalidInputError(
+                field_name, f"must be {_TS_RULE}, got {type(value).__name__} {_show(value)}"
+            )
     except (ValueError, OverflowError, OSError, TypeError):
         # unparseable text, a year beyond datetime's range, NaT, an int too large for a float
         raise InvalidInputError(field_name, f"must be {_TS_RULE}, got {_show(value)}") from None
@@ -260,23 +308,34 @@ def parse_value(value: object, field_name: str = "value") -> float:
         return 1.0
     if type(value) is float and math.isfinite(value):  # the common case
         return value
-    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
+    if (
+        isinstance(value, bool)
+        or type(value).__name__ == "bool_"
+        or not isinstance(value, numbers.Real)
+    ):
         raise InvalidInputError(field_name, f"must be a finite number, got {_show(value)}")
     try:
         v = float(value)
     except (OverflowError, ValueError, TypeError):
-        raise InvalidInputError(field_name, f"must be a finite number, got {_show(value)}") from None
+        raise InvalidInputError(
+            field_name, f"must be a finite number, got {_show(value)}"
+        ) from None
     if not math.isfinite(v):
         raise InvalidInputError(field_name, f"must be a finite number, got {_show(value)}")
     return v
 
 
-def parse_type(value: object, types: Iterable[str] | FeedbackMapping = DEFAULT_EVENT_TYPES,
-               field_name: str = "type") -> str:
+def parse_type(
+    value: object,
+    types: Iterable[str] | FeedbackMapping = DEFAULT_EVENT_TYPES,
+    field_name: str = "type",
+) -> str:
     """An event type: one of ``types`` (the built-in ones, or a mapping's, settings' extra types included)."""
     allowed = types.types if isinstance(types, FeedbackMapping) else tuple(types)
     if not isinstance(value, str) or value not in allowed:
-        raise InvalidInputError(field_name, f"must be one of {', '.join(allowed)}, got {_show(value)}")
+        raise InvalidInputError(
+            field_name, f"must be one of {', '.join(allowed)}, got {_show(value)}"
+        )
     return value
 
 
@@ -300,7 +359,10 @@ def _check_context(value: object, path: str, depth: int = 0) -> None:
         for n, item in enumerate(value):
             _check_context(item, f"{path}[{n}]", depth + 1)
         return
-    raise InvalidInputError(path, f"must hold only strings, numbers, booleans, null, lists and objects, got {type(value).__name__}")
+    raise InvalidInputError(
+        path,
+        f"must hold only strings, numbers, booleans, null, lists and objects, got {type(value).__name__}",
+    )
 
 
 def _field_name(key: object) -> str:
@@ -312,8 +374,11 @@ def _field_name(key: object) -> str:
 _ALLOWED_KEYS = frozenset({"user_id", "item_id", "type", "event", "value", "timestamp", "context"})
 
 
-def parse_event(obj: Mapping[str, Any], types: Iterable[str] | FeedbackMapping = DEFAULT_EVENT_TYPES,
-                prefix: str = "") -> Event:
+def parse_event(
+    obj: Mapping[str, Any],
+    types: Iterable[str] | FeedbackMapping = DEFAULT_EVENT_TYPES,
+    prefix: str = "",
+) -> Event:
     """Validate one event given as a mapping and return it as an ``Event``.
 
     Parameters
@@ -333,11 +398,15 @@ def parse_event(obj: Mapping[str, Any], types: Iterable[str] | FeedbackMapping =
         Whatever is wrong with ``obj``; its ``field`` names the offending field.
     """
     if not isinstance(obj, Mapping):
-        raise InvalidInputError(prefix.rstrip(".") or "event", f"must be an object, got {type(obj).__name__}")
+        raise InvalidInputError(
+            prefix.rstrip(".") or "event", f"must be an object, got {type(obj).__name__}"
+        )
     unknown = [k for k in obj if k not in _ALLOWED_KEYS]
     if unknown:
         names = sorted(_field_name(k) for k in unknown)
-        raise InvalidInputError(prefix + names[0], f"unknown field; allowed: {', '.join(sorted(_ALLOWED_KEYS))}")
+        raise InvalidInputError(
+            prefix + names[0], f"unknown field; allowed: {', '.join(sorted(_ALLOWED_KEYS))}"
+        )
     for key in ("user_id", "item_id"):
         if obj.get(key) is None:
             raise InvalidInputError(prefix + key, f"is required ({_ID_RULE})")
@@ -345,14 +414,21 @@ def parse_event(obj: Mapping[str, Any], types: Iterable[str] | FeedbackMapping =
     alias = obj.get("event")
     if kind is None:
         kind = alias
-    elif alias is not None and not (isinstance(alias, str) and isinstance(kind, str) and alias == kind):
-        raise InvalidInputError(prefix + "event", f"'type' and its alias 'event' disagree: {_show(kind)} vs {_show(alias)}")
+    elif alias is not None and not (
+        isinstance(alias, str) and isinstance(kind, str) and alias == kind
+    ):
+        raise InvalidInputError(
+            prefix + "event",
+            f"'type' and its alias 'event' disagree: {_show(kind)} vs {_show(alias)}",
+        )
     if kind is None:
         kind = "click"
     context = obj.get("context")
     if context is not None:
         if not isinstance(context, Mapping):
-            raise InvalidInputError(prefix + "context", f"must be an object, got {type(context).__name__}")
+            raise InvalidInputError(
+                prefix + "context", f"must be an object, got {type(context).__name__}"
+            )
         _check_context(context, prefix + "context")
     return Event(
         user_id=parse_id(obj["user_id"], prefix + "user_id"),
@@ -364,9 +440,13 @@ def parse_event(obj: Mapping[str, Any], types: Iterable[str] | FeedbackMapping =
     )
 
 
-def parse_events(objs: Iterable[Mapping[str, Any]], types: Iterable[str] | FeedbackMapping = DEFAULT_EVENT_TYPES) -> list[Event]:
+def parse_events(
+    objs: Iterable[Mapping[str, Any]], types: Iterable[str] | FeedbackMapping = DEFAULT_EVENT_TYPES
+) -> list[Event]:
     """``parse_event`` over a batch; field names in errors carry the position (``events[3].value``)."""
-    allowed: tuple[str, ...] | FeedbackMapping = types if isinstance(types, FeedbackMapping) else tuple(types)
+    allowed: tuple[str, ...] | FeedbackMapping = (
+        types if isinstance(types, FeedbackMapping) else tuple(types)
+    )
     return [parse_event(o, allowed, prefix=f"events[{i}].") for i, o in enumerate(objs)]
 
 
@@ -399,8 +479,12 @@ class EventColumns:
     def events(self) -> list[Event]:
         """The rows as ``Event`` objects."""
         ctx = self.contexts
-        return [Event(u, i, t, v, ts, ctx.get(n)) for n, (u, i, t, v, ts)
-                in enumerate(zip(self.user_ids, self.item_ids, self.types, self.values, self.timestamps))]
+        return [
+            Event(u, i, t, v, ts, ctx.get(n))
+            for n, (u, i, t, v, ts) in enumerate(
+                zip(self.user_ids, self.item_ids, self.types, self.values, self.timestamps)
+            )
+        ]
 
 
 #: ints below this in magnitude are ids taken as ``str(value)`` without further checks
@@ -408,9 +492,11 @@ _FAST_INT_ID = 2**63
 _FAST_INT_VALUE = 2**53
 
 
-def parse_event_columns(objs: Iterable[Mapping[str, Any] | Event],
-                        types: Iterable[str] | FeedbackMapping = DEFAULT_EVENT_TYPES,
-                        prefix: str = "events") -> EventColumns:
+def parse_event_columns(
+    objs: Iterable[Mapping[str, Any] | Event],
+    types: Iterable[str] | FeedbackMapping = DEFAULT_EVENT_TYPES,
+    prefix: str = "events",
+) -> EventColumns:
     """``parse_events`` into columns, without building an ``Event`` per row in the common case.
 
     A row that is a plain ``dict`` of the usual shape (string or integer ids, a known
@@ -431,12 +517,24 @@ def parse_event_columns(objs: Iterable[Mapping[str, Any] | Event],
     known = frozenset(allowed)
     keys_ok = _ALLOWED_KEYS
     out = EventColumns([], [], [], [], [])
-    users, items, kinds, values, stamps = out.user_ids, out.item_ids, out.types, out.values, out.timestamps
+    users, items, kinds, values, stamps = (
+        out.user_ids,
+        out.item_ids,
+        out.types,
+        out.values,
+        out.timestamps,
+    )
     now: float | None = None
     for n, obj in enumerate(objs):
         if type(obj) is dict and obj.keys() <= keys_ok:
             get = obj.get
-            u, i, kind, v, ts = get("user_id"), get("item_id"), get("type"), get("value"), get("timestamp")
+            u, i, kind, v, ts = (
+                get("user_id"),
+                get("item_id"),
+                get("type"),
+                get("value"),
+                get("timestamp"),
+            )
             # the same checks as parse_event's, in their fast forms; anything else -> parse_event
             if type(u) is str:
                 ok = 0 < len(u) <= MAX_ID_LENGTH and not u.isspace()
@@ -475,7 +573,9 @@ def parse_event_columns(objs: Iterable[Mapping[str, Any] | Event],
                     if now is None:
                         now = time.time()
                     ts = now
-                elif (type(ts) is float or type(ts) is int) and MIN_TIMESTAMP <= ts <= MAX_TIMESTAMP:
+                elif (
+                    type(ts) is float or type(ts) is int
+                ) and MIN_TIMESTAMP <= ts <= MAX_TIMESTAMP:
                     ts = float(ts)
                 else:
                     ok = False
@@ -486,5 +586,7 @@ def parse_event_columns(objs: Iterable[Mapping[str, Any] | Event],
                 values.append(v)
                 stamps.append(ts)
                 continue
-        out.append(obj if isinstance(obj, Event) else parse_event(obj, allowed, prefix=f"{prefix}[{n}]."))
+        out.append(
+            obj if isinstance(obj, Event) else parse_event(obj, allowed, prefix=f"{prefix}[{n}].")
+        )
     return out

@@ -1,4 +1,5 @@
 """MovieLens sources: GroupLens' own layouts (folder and zip, each release) and the offline ML-100K mirror."""
+
 from __future__ import annotations
 
 import zipfile
@@ -41,28 +42,44 @@ def write_ml100k(folder: Path, ratings=None) -> None:
         flags[1 + i % 18] = "1"
         flags[5] = "1" if i % 3 == 0 else flags[5]
         title = "Café Society (1995)" if i == 1 else f"Movie {i} (199{i % 10})"
-        items.append("|".join([str(i), title, "01-Jan-1995", "", f"http://example.com/{i}", *flags]))
+        items.append(
+            "|".join([str(i), title, "01-Jan-1995", "", f"http://example.com/{i}", *flags])
+        )
     (folder / "u.item").write_bytes(("\n".join(items) + "\n").encode("latin-1"))
-    (folder / "u.user").write_text("".join(f"{u}|{20 + u}|{'MF'[u % 2]}|writer|0{u}123\n" for u in range(1, 11)))
+    (folder / "u.user").write_text(
+        "".join(f"{u}|{20 + u}|{'MF'[u % 2]}|writer|0{u}123\n" for u in range(1, 11))
+    )
     (folder / "README").write_text("tiny ml-100k\n")
 
 
 def write_ml1m(folder: Path, with_users: bool = True) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rows = _ratings(1, half_stars=not with_users)
-    (folder / "ratings.dat").write_text("".join(f"{u}::{i}::{_num(r)}::{t}\n" for u, i, r, t in rows))
-    (folder / "movies.dat").write_bytes("".join(f"{i}::Film: Part {i} (1999)::Drama|Comedy\n" for i in range(1, 41)).encode("latin-1"))
+    (folder / "ratings.dat").write_text(
+        "".join(f"{u}::{i}::{_num(r)}::{t}\n" for u, i, r, t in rows)
+    )
+    (folder / "movies.dat").write_bytes(
+        "".join(f"{i}::Film: Part {i} (1999)::Drama|Comedy\n" for i in range(1, 41)).encode(
+            "latin-1"
+        )
+    )
     if with_users:
-        (folder / "users.dat").write_text("".join(f"{u}::F::25::{u}::4806{u}\n" for u in range(1, 11)))
+        (folder / "users.dat").write_text(
+            "".join(f"{u}::F::25::{u}::4806{u}\n" for u in range(1, 11))
+        )
 
 
 def write_latest(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rows = _ratings(2, half_stars=True)
-    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n"
-                                        + "".join(f"{u},{i},{r},{t}\n" for u, i, r, t in rows))
-    movies = ["movieId,title,genres", '1,"American President, The (1995)",Comedy|Drama|Romance',
-              "2,Amélie (Fabuleux destin d'Amélie Poulain) (2001),Comedy|Romance"]
+    (folder / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n" + "".join(f"{u},{i},{r},{t}\n" for u, i, r, t in rows)
+    )
+    movies = [
+        "movieId,title,genres",
+        '1,"American President, The (1995)",Comedy|Drama|Romance',
+        "2,Amélie (Fabuleux destin d'Amélie Poulain) (2001),Comedy|Romance",
+    ]
     movies += [f"{i},Movie {i} (2000),Drama" for i in range(3, 41)]
     (folder / "ratings.csv").touch()
     (folder / "movies.csv").write_text("\n".join(movies) + "\n", encoding="utf-8")
@@ -104,7 +121,13 @@ def test_each_layout_loads_from_folder_and_zip(tmp_path, layout, as_zip):
     assert ds.items is not None and "title" in ds.items.columns and "genres" in ds.items.columns
     if layout == "ml-100k":
         assert ds.items.loc["1", "title"] == "Café Society (1995)"
-        assert ds.items.loc["3", "genres"].split("|")[0] in {"Action", "Adventure", "Animation", "Children's", "Comedy"}
+        assert ds.items.loc["3", "genres"].split("|")[0] in {
+            "Action",
+            "Adventure",
+            "Animation",
+            "Children's",
+            "Comedy",
+        }
         assert ds.users is not None and ds.users.loc["3", "age"] == 23
     elif layout == "ml-1m":
         assert ds.items.loc["7", "title"] == "Film: Part 7 (1999)" and ds.users is not None
@@ -128,13 +151,26 @@ def test_a_few_bad_rows_are_dropped_and_reported(tmp_path):
     assert "not-a-time" in report.examples["bad_timestamp"]
 
 
-@pytest.mark.parametrize(("corrupt", "words"), [
-    (lambda d: (d / "u.data").write_text("hello world\nthis is not\na ratings file\n"), "malformed"),
-    (lambda d: (d / "u.data").write_bytes(bytes(range(256)) * 4), "malformed"),
-    (lambda d: (d / "u.data").write_text("1\t2\t3\t4\n1\t2\t3\t4\t5\t6\n"), "u.data is malformed"),
-    (lambda d: (d / "u.data").write_text(""), "has no ratings|is empty"),
-    (lambda d: [(d / n).unlink() for n in ("u.data", "u.item", "u.user")], "not a MovieLens release"),
-], ids=["text", "binary", "extra-fields", "empty", "no-ratings-file"])
+@pytest.mark.parametrize(
+    ("corrupt", "words"),
+    [
+        (
+            lambda d: (d / "u.data").write_text("hello world\nthis is not\na ratings file\n"),
+            "malformed",
+        ),
+        (lambda d: (d / "u.data").write_bytes(bytes(range(256)) * 4), "malformed"),
+        (
+            lambda d: (d / "u.data").write_text("1\t2\t3\t4\n1\t2\t3\t4\t5\t6\n"),
+            "u.data is malformed",
+        ),
+        (lambda d: (d / "u.data").write_text(""), "has no ratings|is empty"),
+        (
+            lambda d: [(d / n).unlink() for n in ("u.data", "u.item", "u.user")],
+            "not a MovieLens release",
+        ),
+    ],
+    ids=["text", "binary", "extra-fields", "empty", "no-ratings-file"],
+)
 def test_a_corrupted_folder_is_a_clear_data_error(tmp_path, corrupt, words):
     write_ml100k(tmp_path / "ml")
     corrupt(tmp_path / "ml")

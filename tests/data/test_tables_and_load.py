@@ -1,27 +1,44 @@
 """Generic CSV / Parquet tables with a column mapping, and the one ``load`` entry point."""
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from recloop.data import CleanOptions, SynthConfig, generate, load, load_table, summarize, write_synthetic
+from recloop.data import (
+    CleanOptions,
+    SynthConfig,
+    generate,
+    load,
+    load_table,
+    summarize,
+    write_synthetic,
+)
 from recloop.errors import DataError
 
 
 @pytest.fixture
 def log_frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "uid": [1, 1, 2, 2, 3, 3],
-        "sku": ["a", "b", "a", "c", "b", "c"],
-        "ms": [1_700_000_000_000 + k * 1000 for k in range(6)],
-        "action": ["view", "click", "purchase", "view", "click", "click"],
-        "amount": [1.0, 1.0, 20.0, 1.0, 1.0, 1.0],
-        "extra": list("xxxxxx"),
-    })
+    return pd.DataFrame(
+        {
+            "uid": [1, 1, 2, 2, 3, 3],
+            "sku": ["a", "b", "a", "c", "b", "c"],
+            "ms": [1_700_000_000_000 + k * 1000 for k in range(6)],
+            "action": ["view", "click", "purchase", "view", "click", "click"],
+            "amount": [1.0, 1.0, 20.0, 1.0, 1.0, 1.0],
+            "extra": list("xxxxxx"),
+        }
+    )
 
 
-MAPPING = {"user_id": "uid", "item_id": "sku", "timestamp": "ms", "type": "action", "value": "amount"}
+MAPPING = {
+    "user_id": "uid",
+    "item_id": "sku",
+    "timestamp": "ms",
+    "type": "action",
+    "value": "amount",
+}
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".tsv"])
@@ -43,10 +60,21 @@ def test_a_table_with_a_mapping(tmp_path, log_frame, suffix):
 
 def test_columns_found_by_common_names(tmp_path):
     path = tmp_path / "ratings.csv"
-    pd.DataFrame({"userId": [1, 2], "movieId": [10, 20], "rating": [4.5, 3.0],
-                  "timestamp": ["2024-01-01T00:00:00Z", "2024-01-02 00:00:00+01:00"]}).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "userId": [1, 2],
+            "movieId": [10, 20],
+            "rating": [4.5, 3.0],
+            "timestamp": ["2024-01-01T00:00:00Z", "2024-01-02 00:00:00+01:00"],
+        }
+    ).to_csv(path, index=False)
     ds = load(path)
-    assert ds.meta["mapping"] == {"user_id": "userId", "item_id": "movieId", "timestamp": "timestamp", "value": "rating"}
+    assert ds.meta["mapping"] == {
+        "user_id": "userId",
+        "item_id": "movieId",
+        "timestamp": "timestamp",
+        "value": "rating",
+    }
     assert ds.interactions["timestamp"].tolist() == [1_704_067_200, 1_704_067_200 + 86_400 - 3_600]
     assert set(ds.interactions["type"]) == {"rating"}
 
@@ -61,7 +89,10 @@ def test_without_timestamps_the_row_order_is_the_time(tmp_path):
 def test_an_unknown_column_is_named(tmp_path, log_frame):
     path = tmp_path / "log.csv"
     log_frame.to_csv(path, index=False)
-    with pytest.raises(DataError, match="column 'user' .*mapped to user_id.* not found in log.csv; columns: uid, sku"):
+    with pytest.raises(
+        DataError,
+        match="column 'user' .*mapped to user_id.* not found in log.csv; columns: uid, sku",
+    ):
         load(path, {"user_id": "user", "item_id": "sku"})
     with pytest.raises(DataError, match="mapping key 'rating' is not one of user_id"):
         load(path, {"user_id": "uid", "item_id": "sku", "rating": "amount"})
@@ -72,8 +103,9 @@ def test_an_unknown_column_is_named(tmp_path, log_frame):
 
 def test_metadata_tables_are_kept(tmp_path, log_frame):
     log_frame.to_csv(tmp_path / "log.csv", index=False)
-    pd.DataFrame({"sku": ["a", "b", "c"], "title": ["A", "B", "C"], "genres": ["x", "y", "x|y"]}).to_csv(
-        tmp_path / "items.csv", index=False)
+    pd.DataFrame(
+        {"sku": ["a", "b", "c"], "title": ["A", "B", "C"], "genres": ["x", "y", "x|y"]}
+    ).to_csv(tmp_path / "items.csv", index=False)
     ds = load_table(tmp_path / "log.csv", MAPPING, items=tmp_path / "items.csv")
     assert ds.items is not None and ds.items.loc["c", "genres"] == "x|y" and ds.title("b") == "B"
 
@@ -89,15 +121,25 @@ def test_too_many_malformed_rows_is_an_error_and_a_few_are_reported(tmp_path):
     pd.DataFrame(rows).to_csv(tmp_path / "many.csv", index=False)
     with pytest.raises(DataError, match=r"many.csv: 20 of 100 rows \(20.0%\) are malformed"):
         load(tmp_path / "many.csv")
-    assert len(load(tmp_path / "many.csv", cleaning=CleanOptions(max_invalid_fraction=0.5)).interactions) == 80
+    assert (
+        len(
+            load(
+                tmp_path / "many.csv", cleaning=CleanOptions(max_invalid_fraction=0.5)
+            ).interactions
+        )
+        == 80
+    )
 
 
-@pytest.mark.parametrize(("content", "words"), [
-    (b"", "is empty"),
-    (b'user_id,item_id\n1,"unterminated\n', "could not be read|malformed"),
-    (b"user_id,item_id\n1,2,3,4\n", "malformed"),
-    (b"user_id,item_id\n1,2\n1,2,3,4\n", "malformed"),
-])
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"", "is empty"),
+        (b'user_id,item_id\n1,"unterminated\n', "could not be read|malformed"),
+        (b"user_id,item_id\n1,2,3,4\n", "malformed"),
+        (b"user_id,item_id\n1,2\n1,2,3,4\n", "malformed"),
+    ],
+)
 def test_broken_csv_files(tmp_path, content, words):
     (tmp_path / "x.csv").write_bytes(content)
     with pytest.raises(DataError, match=words) as info:

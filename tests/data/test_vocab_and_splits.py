@@ -1,4 +1,5 @@
 """Property tests: vocabularies round-trip and only grow; splits partition the rows and do not leak."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,13 +41,24 @@ def test_vocab_growth_keeps_old_indices(first, later):
 
 
 def test_vocab_refuses_duplicate_lists():
-    with pytest.raises(ValueError, match="duplicate ids .first: 'a'"):  # a DataError, still a ValueError
+    with pytest.raises(
+        ValueError, match="duplicate ids .first: 'a'"
+    ):  # a DataError, still a ValueError
         Vocab.from_list(["b", "a", "a"])
 
 
-logs = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 9), st.integers(0, 20)), max_size=80).map(
-    lambda rows: pd.DataFrame({"user_id": [f"u{u}" for u, _, _ in rows], "item_id": [f"i{i}" for _, i, _ in rows],
-                               "timestamp": np.asarray([t for _, _, t in rows], np.int64), "row": np.arange(len(rows))}))
+logs = st.lists(
+    st.tuples(st.integers(0, 6), st.integers(0, 9), st.integers(0, 20)), max_size=80
+).map(
+    lambda rows: pd.DataFrame(
+        {
+            "user_id": [f"u{u}" for u, _, _ in rows],
+            "item_id": [f"i{i}" for _, i, _ in rows],
+            "timestamp": np.asarray([t for _, _, t in rows], np.int64),
+            "row": np.arange(len(rows)),
+        }
+    )
+)
 
 
 def _rows(*parts: pd.DataFrame) -> list[int]:
@@ -63,7 +75,9 @@ def test_leave_one_out_no_leak_and_a_partition(df, valid, min_train):
         train_ts = sp.train.loc[sp.train["user_id"] == u, "timestamp"]
         valid_ts = sp.valid.loc[sp.valid["user_id"] == u, "timestamp"]
         assert len(train_ts) >= min_train
-        assert (test["timestamp"].iloc[0] >= train_ts).all() and (test["timestamp"].iloc[0] >= valid_ts).all()
+        assert (test["timestamp"].iloc[0] >= train_ts).all() and (
+            test["timestamp"].iloc[0] >= valid_ts
+        ).all()
         assert len(valid_ts) == int(valid) and (valid_ts.max() >= train_ts).all() if valid else True
     sizes = df.groupby("user_id").size()
     eligible = set(sizes[sizes >= min_train + 1 + int(valid)].index)
@@ -75,7 +89,9 @@ def test_leave_one_out_no_leak_and_a_partition(df, valid, min_train):
 def test_random_split_is_a_seeded_partition(df, test_size, valid_size, seed):
     sp = random_split(df, test_size=test_size, valid_size=valid_size, seed=seed)
     assert _rows(sp.train, sp.valid, sp.test) == list(range(len(df)))
-    assert len(sp.test) == round(len(df) * test_size) and len(sp.valid) == round(len(df) * valid_size)
+    assert len(sp.test) == round(len(df) * test_size) and len(sp.valid) == round(
+        len(df) * valid_size
+    )
     again = random_split(df, test_size=test_size, valid_size=valid_size, seed=seed)
     assert again.test.equals(sp.test) and again.train.equals(sp.train)
 

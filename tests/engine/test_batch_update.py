@@ -1,5 +1,6 @@
 """``Recommender.update`` on a batch: the column fast path gives exactly the state, the learner's
 queue and the errors of applying the events one by one with ``parse_event`` (the reference)."""
+
 from __future__ import annotations
 
 import math
@@ -9,37 +10,63 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from synthdata import synthetic
 
 from recloop import Recommender
 from recloop.errors import InvalidInputError
 from recloop.events import DEFAULT_EVENT_TYPES, Event, parse_events
 from recloop.models.base import Prefixes
 from recloop.online import OnlineConfig
+from synthdata import synthetic
 
 HISTORY_LEN = 50
 
 ids = st.one_of(st.integers(0, 90), st.sampled_from(["a", "b", "x1", "7", "ü"]))
 values = st.one_of(st.floats(-10, 10, allow_nan=False), st.integers(-5, 5), st.none())
-stamps = st.one_of(st.floats(0, 4e9), st.integers(0, 2_000_000_000), st.none(), st.just("2024-01-01T00:00:00Z"))
+stamps = st.one_of(
+    st.floats(0, 4e9), st.integers(0, 2_000_000_000), st.none(), st.just("2024-01-01T00:00:00Z")
+)
 valid = st.fixed_dictionaries(
     {"user_id": ids, "item_id": ids},
-    optional={"type": st.sampled_from(DEFAULT_EVENT_TYPES), "value": values, "timestamp": stamps,
-              "context": st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)})
+    optional={
+        "type": st.sampled_from(DEFAULT_EVENT_TYPES),
+        "value": values,
+        "timestamp": stamps,
+        "context": st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    },
+)
 junk = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(), st.text(max_size=4),
-    st.sampled_from(["", " ", "x" * 257, "nope", "rating", "2024-13-01"]), st.lists(st.integers(), max_size=2),
-    st.just(1e300), st.just(5.0), st.just(-1.0))
-fields = st.sampled_from(["user_id", "item_id", "type", "event", "value", "timestamp", "context", "extra"])
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(),
+    st.text(max_size=4),
+    st.sampled_from(["", " ", "x" * 257, "nope", "rating", "2024-13-01"]),
+    st.lists(st.integers(), max_size=2),
+    st.just(1e300),
+    st.just(5.0),
+    st.just(-1.0),
+)
+fields = st.sampled_from(
+    ["user_id", "item_id", "type", "event", "value", "timestamp", "context", "extra"]
+)
 invalid = st.tuples(valid, fields, junk).map(lambda t: {**t[0], t[1]: t[2]})
-batches = st.one_of(st.lists(valid, min_size=1, max_size=30),
-                    st.lists(st.one_of(valid, valid, valid, invalid, st.just("not an event")), min_size=1, max_size=30))
+batches = st.one_of(
+    st.lists(valid, min_size=1, max_size=30),
+    st.lists(
+        st.one_of(valid, valid, valid, invalid, st.just("not an event")), min_size=1, max_size=30
+    ),
+)
 
 
 @pytest.fixture(scope="module")
 def snapshot(tmp_path_factory):
-    rec = Recommender(model="popularity", seed=0,
-                      online=OnlineConfig(background=False, max_batch=10**9, replay_ratio=0.0, history_len=HISTORY_LEN))
+    rec = Recommender(
+        model="popularity",
+        seed=0,
+        online=OnlineConfig(
+            background=False, max_batch=10**9, replay_ratio=0.0, history_len=HISTORY_LEN
+        ),
+    )
     rec.fit(synthetic())
     path = tmp_path_factory.mktemp("rec") / "popularity"
     rec.save(path)
@@ -47,9 +74,14 @@ def snapshot(tmp_path_factory):
 
 
 def state(rec: Recommender) -> dict:
-    return {"users": rec.users_.to_list(), "items": rec.items_.to_list(),
-            "sequences": [list(s) for s in rec.sequences_], "seen": [set(s) for s in rec.seen_],
-            "item_counts": rec.item_counts_[: rec.n_items].tolist(), "events_applied": rec.events_applied_}
+    return {
+        "users": rec.users_.to_list(),
+        "items": rec.items_.to_list(),
+        "sequences": [list(s) for s in rec.sequences_],
+        "seen": [set(s) for s in rec.seen_],
+        "item_counts": rec.item_counts_[: rec.n_items].tolist(),
+        "events_applied": rec.events_applied_,
+    }
 
 
 def queued(rec: Recommender) -> list[tuple]:
@@ -57,8 +89,10 @@ def queued(rec: Recommender) -> list[tuple]:
     out = []
     for users, items, labels, weights, seqs, ends in rec._learner._queue:
         hist = Prefixes(seqs, ends, HISTORY_LEN)
-        out += [(int(u), int(i), float(lab), float(w), h.tolist())
-                for u, i, lab, w, h in zip(users, items, labels, weights, hist)]
+        out += [
+            (int(u), int(i), float(lab), float(w), h.tolist())
+            for u, i, lab, w, h in zip(users, items, labels, weights, hist)
+        ]
     return out
 
 
@@ -97,8 +131,11 @@ def as_float32(rows: list[tuple]) -> list[tuple]:
     return [(u, i, lab, float(np.float32(w)), h) for u, i, lab, w, h in rows]
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                  HealthCheck.too_slow])
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(batch=batches)
 def test_a_batch_equals_the_events_one_by_one(snapshot, batch):
     rec = Recommender.load(snapshot)
@@ -130,13 +167,23 @@ def test_a_batch_equals_the_events_one_by_one(snapshot, batch):
 
 def test_event_objects_and_dicts_mix(snapshot):
     rec = Recommender.load(snapshot)
-    n = rec.update([Event("new-user", "3", "purchase"), {"user_id": "new-user", "item_id": 5, "event": "skip"},
-                    {"user_id": "new-user", "item_id": "fresh", "type": "rating", "value": 2.0}])
+    n = rec.update(
+        [
+            Event("new-user", "3", "purchase"),
+            {"user_id": "new-user", "item_id": 5, "event": "skip"},
+            {"user_id": "new-user", "item_id": "fresh", "type": "rating", "value": 2.0},
+        ]
+    )
     assert n == 3
     u = rec.users_.index("new-user")
-    assert rec.items_.ids(rec.sequences_[u]) == ["3", "fresh"]  # a skip is no positive; every rating is one
+    assert rec.items_.ids(rec.sequences_[u]) == [
+        "3",
+        "fresh",
+    ]  # a skip is no positive; every rating is one
     assert set(rec.items_.ids(sorted(rec.seen_[u]))) == {"3", "5", "fresh"}
-    labels_weights = [(float(lab), float(w)) for c in rec._learner._queue for lab, w in zip(c[2], c[3])]
+    labels_weights = [
+        (float(lab), float(w)) for c in rec._learner._queue for lab, w in zip(c[2], c[3])
+    ]
     assert labels_weights == [(1.0, 3.0), (0.0, 0.5), (1.0, pytest.approx(2.0 / 3.5))]
 
 
@@ -151,8 +198,15 @@ def test_an_event_with_an_unknown_type_object_rejects_the_batch_before_applying_
 
 def test_a_dataframe_batch_with_gaps_is_applied_like_its_rows(snapshot):
     rec, one = Recommender.load(snapshot), Recommender.load(snapshot)
-    df = pd.DataFrame({"user_id": [1, 2, 70], "item_id": [3, 5, 999], "event": ["click", "view", "rating"],
-                       "value": [1.0, np.nan, 4.5], "timestamp": [2_000_000, np.nan, 2_000_002]})
+    df = pd.DataFrame(
+        {
+            "user_id": [1, 2, 70],
+            "item_id": [3, 5, 999],
+            "event": ["click", "view", "rating"],
+            "value": [1.0, np.nan, 4.5],
+            "timestamp": [2_000_000, np.nan, 2_000_002],
+        }
+    )
     assert rec.update(df) == 3
     for r in df.to_dict("records"):
         one.update({k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))})
@@ -169,7 +223,10 @@ def test_learning_from_a_batch_equals_learning_from_its_events_in_order(model):
     kw = {"epochs": 2} if model == "mf" else {"epochs": 1, "dim": 16, "max_len": 20}
     a = Recommender(model=model, seed=0, online=online, **kw).fit(synthetic())
     b = Recommender(model=model, seed=0, online=online, **kw).fit(synthetic())
-    events = [{"user_id": u % 7, "item_id": (u * 5) % 80, "type": "click" if u % 4 else "skip"} for u in range(60)]
+    events = [
+        {"user_id": u % 7, "item_id": (u * 5) % 80, "type": "click" if u % 4 else "skip"}
+        for u in range(60)
+    ]
     events.append({"user_id": "newcomer", "item_id": "new-item", "type": "purchase"})
     a.update(events)
     for ev in events:

@@ -1,4 +1,5 @@
 """Recent popularity: decayed counts for the users a model cannot personalise."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,29 +15,43 @@ from recloop.models.popularity import Popularity, decayed_counts
 
 
 @settings(max_examples=200, deadline=None)
-@given(events=st.lists(st.integers(0, 9), max_size=300), half_life=st.integers(1, 40),
-       chunks=st.lists(st.integers(1, 50), min_size=1, max_size=10))
-def test_recent_counts_rank_like_brute_force_decay(events: list[int], half_life: int, chunks: list[int]) -> None:
+@given(
+    events=st.lists(st.integers(0, 9), max_size=300),
+    half_life=st.integers(1, 40),
+    chunks=st.lists(st.integers(1, 50), min_size=1, max_size=10),
+)
+def test_recent_counts_rank_like_brute_force_decay(
+    events: list[int], half_life: int, chunks: list[int]
+) -> None:
     split = len(events) // 3
     r = RecentCounts(half_life)
     r.reset(events[:split], 10)
     rest, pos = events[split:], 0
     while pos < len(rest):  # added in uneven batches, through many rebases
         step = chunks[pos % len(chunks)]
-        r.add(rest[pos:pos + step])
+        r.add(rest[pos : pos + step])
         pos += step
     age = len(events) - 1 - np.arange(len(events))
     want = np.bincount(np.asarray(events, np.int64), weights=0.5 ** (age / half_life), minlength=10)
     got = r.values[:10] * 2.0 ** ((r.base - r.n) / half_life)  # back to "the latest event weighs 1"
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(decayed_counts(np.asarray(events, np.int64), np.arange(len(events)), 10, half_life), want,
-                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        decayed_counts(np.asarray(events, np.int64), np.arange(len(events)), 10, half_life),
+        want,
+        rtol=1e-9,
+        atol=1e-12,
+    )
 
 
 def test_cold_users_get_what_is_popular_now() -> None:
     old = [{"user_id": f"u{n}", "item_id": "old", "timestamp": n} for n in range(50)]
-    df = pd.DataFrame(old + [{"user_id": "x", "item_id": "new", "timestamp": 60},
-                             {"user_id": "y", "item_id": "other", "timestamp": 61}])
+    df = pd.DataFrame(
+        old
+        + [
+            {"user_id": "x", "item_id": "new", "timestamp": 60},
+            {"user_id": "y", "item_id": "other", "timestamp": 61},
+        ]
+    )
     recent = Recommender(model="mf", seed=0, popularity_half_life=5, epochs=1).fit(df)
     plain = Recommender(model="mf", seed=0, popularity_half_life=0, epochs=1).fit(df)
     assert plain.recommend("stranger", k=1) == ["old"]
@@ -46,7 +61,9 @@ def test_cold_users_get_what_is_popular_now() -> None:
 
 
 def test_recent_counts_survive_save_and_load(tmp_path) -> None:
-    df = pd.DataFrame({"user_id": [1, 2, 3, 4], "item_id": ["a", "a", "b", "c"], "timestamp": [1, 2, 3, 4]})
+    df = pd.DataFrame(
+        {"user_id": [1, 2, 3, 4], "item_id": ["a", "a", "b", "c"], "timestamp": [1, 2, 3, 4]}
+    )
     rec = Recommender(model="mf", seed=0, popularity_half_life=2, epochs=1).fit(df)
     rec.update([{"user_id": 9, "item_id": "c", "type": "click"}] * 3)
     rec.save(tmp_path / "snap")
@@ -59,8 +76,14 @@ def test_recent_counts_survive_save_and_load(tmp_path) -> None:
 def test_popularity_model_does_not_count_replayed_events_again() -> None:
     model = Popularity(half_life_events=0)
     model.counts_ = np.zeros(3)
-    batch = OnlineBatch(np.array([0, 1, 2]), np.array([2, 0, 0]), np.ones(3, np.float32), np.ones(3, np.float32),
-                        [np.zeros(0, np.int64)] * 3, n_fresh=1)
+    batch = OnlineBatch(
+        np.array([0, 1, 2]),
+        np.array([2, 0, 0]),
+        np.ones(3, np.float32),
+        np.ones(3, np.float32),
+        [np.zeros(0, np.int64)] * 3,
+        n_fresh=1,
+    )
     model.learn(batch)
     np.testing.assert_array_equal(model.counts_, [0.0, 0.0, 1.0])
 

@@ -1,4 +1,5 @@
 """The sampled protocol's expected HR@k, checked against enumeration and against draws."""
+
 from __future__ import annotations
 
 import itertools
@@ -13,8 +14,12 @@ from recloop.evaluation.protocols import evaluate
 
 
 @settings(max_examples=60, deadline=None)  # the first call imports scipy.stats
-@given(st.integers(1, 9).flatmap(lambda m: st.tuples(st.just(m), st.integers(0, m), st.integers(1, m))),
-       st.integers(1, 4))
+@given(
+    st.integers(1, 9).flatmap(
+        lambda m: st.tuples(st.just(m), st.integers(0, m), st.integers(1, m))
+    ),
+    st.integers(1, 4),
+)
 def test_matches_enumeration_of_every_draw(case, k):
     pool, rank, n = case
     # items 0..rank-1 score above the held-out item; a hit is fewer than k of them drawn
@@ -39,7 +44,9 @@ class _FixedScores:
 
     def __init__(self, items: list[str], seed: int) -> None:
         self.items = items
-        self.values = dict(zip(items, np.random.default_rng(seed).permutation(len(items)).astype(float)))
+        self.values = dict(
+            zip(items, np.random.default_rng(seed).permutation(len(items)).astype(float))
+        )
 
     def score(self, user_id: object, item_ids: list[str]) -> np.ndarray:
         return np.array([self.values[i] for i in item_ids])
@@ -57,7 +64,10 @@ def test_full_protocol_reports_what_sampled_draws_average_to():
     train = df.drop(test.index)
     rec = _FixedScores(items, 1)
     expected = evaluate(rec, train, test, "full", k=10, n_negatives=50)["sampled_hr@10_expected"]
-    draws = [evaluate(rec, train, test, "sampled", k=10, n_negatives=50, seed=s)["hr@10"] for s in range(60)]
+    draws = [
+        evaluate(rec, train, test, "sampled", k=10, n_negatives=50, seed=s)["hr@10"]
+        for s in range(60)
+    ]
     # 60 draws of 40 users: the mean of draws sits within a few standard errors of the expectation
     assert abs(np.mean(draws) - expected) < 4 * np.std(draws) / np.sqrt(len(draws)) + 1e-9
     assert 0.0 < expected < 1.0

@@ -1,4 +1,5 @@
 """Metric bounds and invariances (hypothesis)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,7 @@ def test_auc_is_bounded_rank_invariant_and_antisymmetric(s, data):
         return
     a = auc(y, s)
     assert 0 <= a <= 1
-    assert np.isclose(auc(y, s * 2.0), a)            # increasing maps that keep ties as they are
+    assert np.isclose(auc(y, s * 2.0), a)  # increasing maps that keep ties as they are
     assert np.isclose(auc(y, np.where(s > 0, s * 4.0, s)), a)
     assert np.isclose(auc(~y, s), 1 - a)
 
@@ -59,8 +60,13 @@ def test_log_loss_is_non_negative_and_zero_only_when_certain_and_right(p, data):
 @given(arrays(np.float64, (3, 20), elements=st.floats(-3, 3, allow_nan=False)), st.data())
 def test_target_ranks_match_a_sort_and_ignore_excluded(s, data):
     targets = np.array([data.draw(st.integers(0, 19)) for _ in range(3)])
-    exclude = [np.array([j for j in data.draw(st.lists(st.integers(0, 19), max_size=5)) if j != t], dtype=np.int64)
-               for t in targets]
+    exclude = [
+        np.array(
+            [j for j in data.draw(st.lists(st.integers(0, 19), max_size=5)) if j != t],
+            dtype=np.int64,
+        )
+        for t in targets
+    ]
     r = target_ranks(s, targets, exclude)
     for b in range(3):
         keep = np.setdiff1d(np.arange(20), np.append(exclude[b], targets[b]))

@@ -1,5 +1,6 @@
 """``ease``: the closed form, the per-user running sums, recency weighting, growth and the
 online refresh. The shared contract is in ``tests/test_conformance.py``."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,13 +10,13 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from synthdata import synthetic
 
 from recloop import Recommender
 from recloop.errors import ConfigError
 from recloop.models import OnlineBatch
 from recloop.models.ease import EASE, _Sums, solve_ease
 from recloop.online import OnlineConfig
+from synthdata import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,9 @@ def test_the_closed_form_solves_the_constrained_ridge(seed: int, k: int, reg: fl
     np.testing.assert_allclose(lhs[off], gram[off], rtol=1e-4, atol=1e-4)
 
 
-def test_scores_are_the_rows_of_b_summed_over_the_history(fitted: Recommender, groups_df: pd.DataFrame) -> None:
+def test_scores_are_the_rows_of_b_summed_over_the_history(
+    fitted: Recommender, groups_df: pd.DataFrame
+) -> None:
     model = _model(fitted)
     # the same B from a user-item matrix built directly
     users = groups_df.user_id.astype(str).map(fitted.users_.get).to_numpy()
@@ -58,13 +61,20 @@ def test_scores_are_the_rows_of_b_summed_over_the_history(fitted: Recommender, g
     np.testing.assert_allclose(model.b_, b, rtol=1e-4, atol=1e-5)
     for u in (0, 5, 17):
         h = np.asarray(fitted.sequences_[u], np.int64)
-        np.testing.assert_allclose(model.score(np.array([u]), [h])[0], b[h[-model.history_len:]].sum(0),
-                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            model.score(np.array([u]), [h])[0],
+            b[h[-model.history_len :]].sum(0),
+            rtol=1e-4,
+            atol=1e-5,
+        )
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, 11), min_size=1, max_size=40), st.integers(1, 6),
-       st.lists(st.integers(0, 40), min_size=1, max_size=8))
+@given(
+    st.lists(st.integers(0, 11), min_size=1, max_size=40),
+    st.integers(1, 6),
+    st.lists(st.integers(0, 40), min_size=1, max_size=8),
+)
 def test_running_sums_equal_a_fresh_sum(history: list[int], length: int, cuts: list[int]) -> None:
     """Requests for growing prefixes of one user's history (in any order, repeated), and
     for another history of the same user now and then (a caller may pass any), give the sum
@@ -74,7 +84,7 @@ def test_running_sums_equal_a_fresh_sum(history: list[int], length: int, cuts: l
     sums, h = _Sums(length), np.asarray(history, np.int64)
     other = (h + 1) % 12
     for j, cut in enumerate(sorted(cuts) + cuts):
-        prefix = (other if j % 3 == 2 else h)[:max(1, min(cut, len(h)))]
+        prefix = (other if j % 3 == 2 else h)[: max(1, min(cut, len(h)))]
         tail = row_of[prefix[-length:]]
         expect = b[tail[tail >= 0]].sum(0)
         np.testing.assert_allclose(sums.row(b, row_of, 3, prefix), expect, rtol=1e-5, atol=1e-5)
@@ -87,12 +97,14 @@ def test_recent_items_weigh_more_when_asked(groups_df: pd.DataFrame) -> None:
     assert len(h) > 3
     b = model.b_
     assert b is not None
-    expect = b[h[-model.history_len:]].sum(0) + 2.0 * b[h[-3:]].sum(0)
+    expect = b[h[-model.history_len :]].sum(0) + 2.0 * b[h[-3:]].sum(0)
     np.testing.assert_allclose(model.score(np.array([4]), [h])[0], expect, rtol=1e-4, atol=1e-5)
 
 
 def test_items_past_max_items_and_new_items_score_zero(groups_df: pd.DataFrame) -> None:
-    rec = Recommender(model="ease", seed=0, max_items=10, online=OnlineConfig(enabled=False)).fit(groups_df)
+    rec = Recommender(model="ease", seed=0, max_items=10, online=OnlineConfig(enabled=False)).fit(
+        groups_df
+    )
     model = _model(rec)
     assert len(model.head_) == 10 and model.b_ is not None and model.b_.shape == (10, 10)
     counts = np.bincount([rec.items_.get(str(i)) for i in groups_df.item_id], minlength=rec.n_items)
@@ -105,8 +117,13 @@ def test_items_past_max_items_and_new_items_score_zero(groups_df: pd.DataFrame) 
 
 
 def _batch(users: list[int], items: list[int], hists: list[list[int]]) -> OnlineBatch:
-    return OnlineBatch(np.array(users), np.array(items), np.ones(len(users), np.float32),
-                       np.ones(len(users), np.float32), [np.asarray(h, np.int64) for h in hists])
+    return OnlineBatch(
+        np.array(users),
+        np.array(items),
+        np.ones(len(users), np.float32),
+        np.ones(len(users), np.float32),
+        [np.asarray(h, np.int64) for h in hists],
+    )
 
 
 def test_online_counts_and_refresh(fitted: Recommender) -> None:
@@ -114,7 +131,10 @@ def test_online_counts_and_refresh(fitted: Recommender) -> None:
     model.set_state(_model(fitted).get_state())
     gram, b = model.gram_.copy(), model.b_.copy()  # type: ignore[union-attr]
     model.learn(_batch([0], [5], [[1, 2]]))  # item 5 joins a user who had 1 and 2
-    assert model.gram_[5, 5] == gram[5, 5] + 1 and model.gram_[5, 1] == gram[5, 1] + 1 == model.gram_[1, 5]
+    assert (
+        model.gram_[5, 5] == gram[5, 5] + 1
+        and model.gram_[5, 1] == gram[5, 1] + 1 == model.gram_[1, 5]
+    )
     assert model.gram_[1, 2] == gram[1, 2]
     np.testing.assert_array_equal(model.b_, b)  # one event: not solved again yet
     model.learn(_batch([0, 0], [1, 7], [[1, 2, 5], [1, 2, 5, 1]]))  # a repeat counts nothing
@@ -135,8 +155,16 @@ def test_save_load_round_trip(fitted: Recommender, tmp_path: Any) -> None:
 
 
 def test_invalid_hyperparameters_are_refused() -> None:
-    for key, bad in (("reg", 0.0), ("reg", float("nan")), ("recent_weight", -1.0), ("max_items", 0),
-                     ("history_len", 0), ("recent_len", 0), ("refresh_every", -1), ("refresh_every", 1.5)):
+    for key, bad in (
+        ("reg", 0.0),
+        ("reg", float("nan")),
+        ("recent_weight", -1.0),
+        ("max_items", 0),
+        ("history_len", 0),
+        ("recent_len", 0),
+        ("refresh_every", -1),
+        ("refresh_every", 1.5),
+    ):
         with pytest.raises(ConfigError, match=key):
             EASE(**{key: bad})
 

@@ -1,6 +1,7 @@
 """``hybrid``: its scores are the weighted blend of its parts' plus an online item offset, a
 dot product without its EASE part, and its low-rank parts learn online when asked. The shared contract is in
 ``tests/test_conformance.py``; ``OnlineBias`` itself in ``tests/models/test_online_bias.py``."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,13 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from synthdata import synthetic
 
 from recloop import Recommender
 from recloop.errors import ConfigError
 from recloop.models import OnlineBatch
 from recloop.models.hybrid import Hybrid
 from recloop.online import OnlineConfig
+from synthdata import synthetic
 
 SMALL: dict[str, Any] = {"sasrec": {"epochs": 30, "dim": 32, "ffn_dim": 32}}
 
@@ -38,8 +39,12 @@ def _cases(rec: Recommender) -> tuple[np.ndarray, list[np.ndarray]]:
     """Two trained users and two the fit never saw (rows beyond the tables), with histories."""
     n = rec.n_users
     users = np.array([0, 7, n, n + 3], np.int64)
-    hist = [np.asarray(rec.sequences_[0], np.int64), np.asarray(rec.sequences_[7], np.int64),
-            np.array([1, 3, 5], np.int64), np.array([2, 4, 6, 8, 10], np.int64)]
+    hist = [
+        np.asarray(rec.sequences_[0], np.int64),
+        np.asarray(rec.sequences_[7], np.int64),
+        np.array([1, 3, 5], np.int64),
+        np.array([2, 4, 6, 8, 10], np.int64),
+    ]
     return users, hist
 
 
@@ -54,9 +59,13 @@ def test_scores_are_the_weighted_blend_of_the_parts(fitted: Recommender, rows: i
     np.testing.assert_allclose(model.score(users, hist), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_scores_are_a_dot_product_without_the_ease_part(fitted: Recommender, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scores_are_a_dot_product_without_the_ease_part(
+    fitted: Recommender, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = _model(fitted)
-    assert model.item_vectors() is None  # EASE's item-item sums are no dot product: no retrieval index
+    assert (
+        model.item_vectors() is None
+    )  # EASE's item-item sums are no dot product: no retrieval index
     monkeypatch.setattr(model, "ease_weight", 0.0)
     users, hist = _cases(fitted)
     vectors, bias = model.item_vectors(), model.item_bias()
@@ -67,26 +76,41 @@ def test_scores_are_a_dot_product_without_the_ease_part(fitted: Recommender, mon
 
 
 @pytest.mark.parametrize(("weight", "alone"), [(0.0, "sasrec"), (1.0, "mf")])
-def test_a_weight_of_zero_or_one_is_one_part_alone(groups_df: pd.DataFrame, weight: float, alone: str) -> None:
-    rec = Recommender(model="hybrid", seed=0, mf_weight=weight, ease_weight=0.0, **SMALL).fit(groups_df)
+def test_a_weight_of_zero_or_one_is_one_part_alone(
+    groups_df: pd.DataFrame, weight: float, alone: str
+) -> None:
+    rec = Recommender(model="hybrid", seed=0, mf_weight=weight, ease_weight=0.0, **SMALL).fit(
+        groups_df
+    )
     # the blend holds out each user's latest item for its parts' early stopping; sasrec alone would not
     # and its parts' defaults where they differ from the models' own (sasrec reads fewer views)
     from recloop.models.hybrid import PART_DEFAULTS
 
-    ref = Recommender(model=alone, seed=0, **{**PART_DEFAULTS[alone], **SMALL.get(alone, {})}).fit(groups_df, validation=True)
+    ref = Recommender(model=alone, seed=0, **{**PART_DEFAULTS[alone], **SMALL.get(alone, {})}).fit(
+        groups_df, validation=True
+    )
     for user in ("3", "8", "41"):
         assert rec.recommend(user, k=10) == ref.recommend(user, k=10)
 
 
 def test_both_parts_learn_online_when_asked(groups_df: pd.DataFrame) -> None:
     # online steps are off by default in the blend; turned on, both parts step
-    rec = Recommender(model="hybrid", seed=0, sasrec={**SMALL["sasrec"], "online_lr": 1e-4},
-                      mf={"online_lr": 0.05}).fit(groups_df)
+    rec = Recommender(
+        model="hybrid",
+        seed=0,
+        sasrec={**SMALL["sasrec"], "online_lr": 1e-4},
+        mf={"online_lr": 0.05},
+    ).fit(groups_df)
     model = _model(rec)
     sas, mf = model.parts["sasrec"], model.parts["mf"]
     before = (sas.online_steps_, mf._steps)  # type: ignore[attr-defined]
-    batch = OnlineBatch(np.array([2, 3]), np.array([4, 5]), np.ones(2, np.float32), np.ones(2, np.float32),
-                        [np.array([0, 2], np.int64), np.array([1, 3], np.int64)])
+    batch = OnlineBatch(
+        np.array([2, 3]),
+        np.array([4, 5]),
+        np.ones(2, np.float32),
+        np.ones(2, np.float32),
+        [np.array([0, 2], np.int64), np.array([1, 3], np.int64)],
+    )
     loss = model.learn(batch)
     assert np.isfinite(loss) and loss > 0
     assert (sas.online_steps_, mf._steps) == (before[0] + 1, before[1] + 1)  # type: ignore[attr-defined]
@@ -97,8 +121,13 @@ def test_no_online_parameter_steps_by_default(groups_df: pd.DataFrame) -> None:
     model = _model(rec)
     assert [model.parts[p].hyperparameters()["online_lr"] for p in ("sasrec", "mf")] == [0.0, 0.0]
     before = {k: v.copy() for k, v in _tables(model).items()}
-    batch = OnlineBatch(np.array([2, 3]), np.array([4, 5]), np.ones(2, np.float32), np.ones(2, np.float32),
-                        [np.array([0, 2], np.int64), np.array([1, 3], np.int64)])
+    batch = OnlineBatch(
+        np.array([2, 3]),
+        np.array([4, 5]),
+        np.ones(2, np.float32),
+        np.ones(2, np.float32),
+        [np.array([0, 2], np.int64), np.array([1, 3], np.int64)],
+    )
     loss = model.learn(batch)  # the online item offset's loss: the parts' tables stay put
     assert np.isfinite(loss) and loss > 0
     for k, v in _tables(model).items():
@@ -111,8 +140,11 @@ def test_no_online_parameter_steps_by_default(groups_df: pd.DataFrame) -> None:
 
 def _tables(model: Hybrid) -> dict[str, np.ndarray]:
     sas, mf = model.parts["sasrec"], model.parts["mf"]
-    return {"sasrec.item": sas.item_vectors(), "mf.item": mf.item_vectors(),  # type: ignore[dict-item]
-            "mf.user": mf.factors_.user.numpy()}  # type: ignore[attr-defined]
+    return {
+        "sasrec.item": sas.item_vectors(),
+        "mf.item": mf.item_vectors(),  # type: ignore[dict-item]
+        "mf.user": mf.factors_.user.numpy(),
+    }  # type: ignore[attr-defined]
 
 
 def test_save_load_keeps_the_weight_and_both_parts(fitted: Recommender, tmp_path: Any) -> None:
@@ -133,7 +165,11 @@ def _stream(groups_df: pd.DataFrame, n: int = 120) -> list[dict[str, Any]]:
     """``n`` later events: known users each choosing an item they have not seen yet."""
     rng = np.random.default_rng(3)
     items = sorted(groups_df.item_id.astype(str).unique())
-    seen = groups_df.groupby(groups_df.user_id.astype(str)).item_id.apply(lambda x: set(x.astype(str))).to_dict()
+    seen = (
+        groups_df.groupby(groups_df.user_id.astype(str))
+        .item_id.apply(lambda x: set(x.astype(str)))
+        .to_dict()
+    )
     users = sorted(seen)
     out = []
     for k in range(n):
@@ -147,11 +183,14 @@ def _stream(groups_df: pd.DataFrame, n: int = 120) -> list[dict[str, Any]]:
 
 def _online(groups_df: pd.DataFrame, **kw: Any) -> Recommender:
     # steps in the caller every 16 events: reproducible
-    return Recommender(model="hybrid", seed=0, online=OnlineConfig(max_batch=16, background=False),
-                       **SMALL, **kw).fit(groups_df)
+    return Recommender(
+        model="hybrid", seed=0, online=OnlineConfig(max_batch=16, background=False), **SMALL, **kw
+    ).fit(groups_df)
 
 
-def test_the_online_offset_learns_from_events_and_stays_a_dot_product(groups_df: pd.DataFrame) -> None:
+def test_the_online_offset_learns_from_events_and_stays_a_dot_product(
+    groups_df: pd.DataFrame,
+) -> None:
     rec = _online(groups_df, ease_weight=0.0)
     model = _model(rec)
     users, hist = _cases(rec)
@@ -161,8 +200,12 @@ def test_the_online_offset_learns_from_events_and_stays_a_dot_product(groups_df:
     rec.flush()
     offset = model.online_bias.value
     assert offset.shape == (rec.n_items,) and np.abs(offset).max() > 1e-3
-    assert abs(float(offset.sum())) < 1e-3  # each step moves the chosen items up by what it takes from the rest
-    np.testing.assert_allclose(model.score(users, hist), model._blend(users, hist) + offset, rtol=1e-5, atol=1e-5)
+    assert (
+        abs(float(offset.sum())) < 1e-3
+    )  # each step moves the chosen items up by what it takes from the rest
+    np.testing.assert_allclose(
+        model.score(users, hist), model._blend(users, hist) + offset, rtol=1e-5, atol=1e-5
+    )
     via_dot = model.user_states(users, hist) @ model.item_vectors().T + model.item_bias()  # type: ignore[union-attr]
     np.testing.assert_allclose(via_dot, model.score(users, hist), rtol=1e-4, atol=1e-4)
 
@@ -186,10 +229,14 @@ def test_served_scores_teach_the_offset_as_recomputed_ones_would(groups_df: pd.D
     served.flush()
     unserved.flush()
     assert len(hits) == 120 and all(hits)  # every row came from what was served
-    np.testing.assert_allclose(_model(served).online_bias.value, _model(unserved).online_bias.value, atol=1e-5)
+    np.testing.assert_allclose(
+        _model(served).online_bias.value, _model(unserved).online_bias.value, atol=1e-5
+    )
 
 
-def test_a_large_catalogue_steps_the_offset_in_chunks(groups_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_catalogue_steps_the_offset_in_chunks(
+    groups_df: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The step holds at most ``STEP_FLOATS`` scores: smaller sequential steps, much the same offset."""
     import recloop.models.hybrid as hybrid
 
@@ -209,7 +256,9 @@ def test_a_large_catalogue_steps_the_offset_in_chunks(groups_df: pd.DataFrame, m
     chunked.update(_stream(groups_df))
     chunked.flush()
     assert max(steps) == 3 and sum(steps) == 120
-    np.testing.assert_allclose(_model(chunked).online_bias.value, _model(whole).online_bias.value, atol=5e-3)
+    np.testing.assert_allclose(
+        _model(chunked).online_bias.value, _model(whole).online_bias.value, atol=5e-3
+    )
     assert np.abs(_model(chunked).online_bias.value).max() > 1e-2
 
 
@@ -279,7 +328,9 @@ def test_quality_floor_on_movielens_100k(ml100k_loo: Any) -> None:
     assert evaluate(rec, ml100k_loo.train, ml100k_loo.test, "sampled")["hr@10"] >= 0.74
 
 
-def test_the_learner_draws_no_replayed_events_while_the_parts_are_frozen(groups_df: pd.DataFrame) -> None:
+def test_the_learner_draws_no_replayed_events_while_the_parts_are_frozen(
+    groups_df: pd.DataFrame,
+) -> None:
     """The offset learns from new events only, so with no part stepping the learner mixes in
     nothing from its reservoir; a part that steps gets its replayed events back."""
     for kw, replayed in (({}, False), ({"mf": {"online_lr": 0.05}}, True)):
@@ -288,7 +339,11 @@ def test_the_learner_draws_no_replayed_events_while_the_parts_are_frozen(groups_
         assert model.learns_from_replay is replayed
         sizes: list[tuple[int, int | None]] = []
 
-        def counted(batch: OnlineBatch, sizes: list[tuple[int, int | None]] = sizes, learn: Any = model.learn) -> float:
+        def counted(
+            batch: OnlineBatch,
+            sizes: list[tuple[int, int | None]] = sizes,
+            learn: Any = model.learn,
+        ) -> float:
             sizes.append((len(batch.item_idx), batch.n_fresh))
             return learn(batch)
 

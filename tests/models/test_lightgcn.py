@@ -3,6 +3,7 @@
 The conformance checks it shares with ``mf`` (taste groups, batch = single, save/load,
 seeds, row-sparse learning, new ids) run in ``test_mf.py`` over both models.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,7 @@ def test_propagation_and_its_gradient_match_a_dense_reference() -> None:
     torch.manual_seed(0)
     net = LightGCNNet(6, 9, 4, layers=2, adj=adj)
     u_final, i_final = net()
-    (u_final.sum() * 2 + (i_final ** 2).sum()).backward()
+    (u_final.sum() * 2 + (i_final**2).sum()).backward()
     dense = adj.to_dense()
     ego = torch.cat([net.user.detach(), net.item.detach()]).requires_grad_(True)
     e1 = dense @ ego

@@ -3,6 +3,7 @@
 The conformance checks run over both models built on ``RecencyFactors`` (``mf`` and
 ``lightgcn``); ``test_lightgcn.py`` holds what is LightGCN's own.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,7 +44,9 @@ def _in_group(rec: Recommender, user: object, parity: int, k: int = 5) -> list[b
 
 # ----------------------------------------------------------------------- conformance
 @pytest.mark.parametrize("name", MODELS)
-def test_recommendations_come_from_the_users_taste_group(fitted: dict[str, Recommender], name: str) -> None:
+def test_recommendations_come_from_the_users_taste_group(
+    fitted: dict[str, Recommender], name: str
+) -> None:
     rec = fitted[name]
     hits = [_in_group(rec, u, u % 2) for u in range(60)]
     assert all(h[0] for h in hits), "every user's top item is from their own group"
@@ -55,27 +58,42 @@ def test_batch_scores_equal_single_scores(fitted: dict[str, Recommender], name: 
     rec = fitted[name]
     model = rec.model_
     users = np.array([0, 5, 17, -1, 42], np.int64)
-    hist = [np.asarray(rec.sequences_[u], np.int64) if u >= 0 else np.array([1, 3, 5], np.int64) for u in users]
+    hist = [
+        np.asarray(rec.sequences_[u], np.int64) if u >= 0 else np.array([1, 3, 5], np.int64)
+        for u in users
+    ]
     batch = model.score(users, hist)
     assert batch.shape == (len(users), rec.n_items) and batch.dtype == np.float32
     for r, (u, h) in enumerate(zip(users, hist)):
-        np.testing.assert_allclose(model.score(np.array([u]), [h])[0], batch[r], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            model.score(np.array([u]), [h])[0], batch[r], rtol=1e-5, atol=1e-5
+        )
     ids = ["0", "5", "17", "42"]
     assert rec.recommend_batch(ids, k=7) == [rec.recommend(u, k=7) for u in ids]
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_numpy_scoring_of_a_few_users_equals_the_torch_path(fitted: dict[str, Recommender], name: str) -> None:
+def test_numpy_scoring_of_a_few_users_equals_the_torch_path(
+    fitted: dict[str, Recommender], name: str
+) -> None:
     f = _factors(fitted[name])
     n = f.n_trained_users
     # a trained user, and users the fit never saw (served by the fold-in of their history)
     users = np.array([3, n, n + 1, n + 7], np.int64)
-    hist = [np.array([2, 4, 6], np.int64), np.array([1, 3, 5, 7, 9], np.int64), np.array([8], np.int64),
-            np.arange(0, 80, 2, dtype=np.int64)]
+    hist = [
+        np.array([2, 4, 6], np.int64),
+        np.array([1, 3, 5, 7, 9], np.int64),
+        np.array([8], np.int64),
+        np.arange(0, 80, 2, dtype=np.int64),
+    ]
     fast = f._score_few(users, hist)
     assert fast is not None
     with torch.no_grad():
-        slow = torch.addmm(f.bias, f.states(users, hist), f.item.T) if f.bias is not None else f.states(users, hist) @ f.item.T
+        slow = (
+            torch.addmm(f.bias, f.states(users, hist), f.item.T)
+            if f.bias is not None
+            else f.states(users, hist) @ f.item.T
+        )
     np.testing.assert_allclose(fast, slow.numpy(), rtol=1e-4, atol=1e-4)
     assert f._score_few(np.array([-1]), [hist[0]]) is None  # an unknown user goes through torch
 
@@ -89,7 +107,10 @@ def test_save_load_round_trips(fitted: dict[str, Recommender], name: str, tmp_pa
         np.testing.assert_array_equal(back.score_all(u)[1], rec.score_all(u)[1])
     assert back.model_.hyperparameters() == rec.model_.hyperparameters()
     # both copies learn the same way from the same events
-    events = [{"user_id": "3", "item_id": "7", "type": "click"}, {"user_id": "new", "item_id": "9", "type": "click"}]
+    events = [
+        {"user_id": "3", "item_id": "7", "type": "click"},
+        {"user_id": "new", "item_id": "9", "type": "click"},
+    ]
     copy = Recommender.load(tmp_path / "snap")
     back.update(events), copy.update(events)
     back.flush(), copy.flush()
@@ -97,7 +118,9 @@ def test_save_load_round_trips(fitted: dict[str, Recommender], name: str, tmp_pa
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_seed_reproduces(groups_df: pd.DataFrame, fitted: dict[str, Recommender], name: str) -> None:
+def test_seed_reproduces(
+    groups_df: pd.DataFrame, fitted: dict[str, Recommender], name: str
+) -> None:
     again = Recommender(model=name, seed=0).fit(groups_df)
     np.testing.assert_array_equal(again.score_all("4")[1], fitted[name].score_all("4")[1])
     other = Recommender(model=name, seed=1).fit(groups_df)
@@ -129,8 +152,9 @@ def test_learn_changes_only_the_rows_it_touched(groups_df: pd.DataFrame, name: s
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_new_ids_get_rows_and_new_users_are_served_from_their_history(fitted: dict[str, Recommender], name: str,
-                                                                      tmp_path) -> None:
+def test_new_ids_get_rows_and_new_users_are_served_from_their_history(
+    fitted: dict[str, Recommender], name: str, tmp_path
+) -> None:
     rec = fitted[name]
     rec.save(tmp_path / "snap")
     rec = Recommender.load(tmp_path / "snap")  # keep the shared fixture untouched
@@ -140,7 +164,11 @@ def test_new_ids_get_rows_and_new_users_are_served_from_their_history(fitted: di
     rec.flush()
     f = _factors(rec)
     assert rec.n_users == n_users + 1 and rec.n_items == n_items + 1
-    assert f.user.shape[0] == rec.n_users and f.item.shape[0] == rec.n_items and f.context.shape[0] == rec.n_items
+    assert (
+        f.user.shape[0] == rec.n_users
+        and f.item.shape[0] == rec.n_items
+        and f.context.shape[0] == rec.n_items
+    )
     assert np.isfinite(rec.score("newcomer", ["fresh-item", "7"])).all()
     # three odd items in the history: the newcomer gets odd items (fold-in + recency context)
     assert np.mean([int(i) % 2 == 1 for i in rec.recommend("newcomer", k=5) if i.isdigit()]) >= 0.8
@@ -162,8 +190,13 @@ def test_online_lr_zero_takes_no_parameter_steps(groups_df: pd.DataFrame, name: 
     rec = Recommender(model=name, seed=0, epochs=2, online_lr=0.0).fit(groups_df)
     f = _factors(rec)
     before = [t.clone() for t in (f.user, f.item, f.context)]
-    batch = OnlineBatch(np.array([2, 3]), np.array([4, 5]), np.ones(2, np.float32), np.ones(2, np.float32),
-                        [np.array([0, 2], np.int64), np.array([1, 3], np.int64)])
+    batch = OnlineBatch(
+        np.array([2, 3]),
+        np.array([4, 5]),
+        np.ones(2, np.float32),
+        np.ones(2, np.float32),
+        [np.array([0, 2], np.int64), np.array([1, 3], np.int64)],
+    )
     assert rec.model_.learn(batch) == 0.0
     for b, t in zip(before, (f.user, f.item, f.context)):
         assert torch.equal(b, t)
@@ -190,15 +223,27 @@ def test_recency_context_of_prefixes_equals_that_of_the_histories() -> None:
     seqs = [[5, 6, 7, 8, 9, 10], [], [3], np.array([1, 2, 3], np.int64)]
     ends = [6, 0, 1, 2]
     lazy = Prefixes([seqs[0], seqs[1], seqs[2], seqs[3], seqs[0]], ends + [3], max_len=5)
-    eager = [np.array([6, 7, 8, 9, 10]), np.zeros(0, np.int64), np.array([3]), np.array([1, 2]), np.array([5, 6, 7])]
+    eager = [
+        np.array([6, 7, 8, 9, 10]),
+        np.zeros(0, np.int64),
+        np.array([3]),
+        np.array([1, 2]),
+        np.array([5, 6, 7]),
+    ]
     assert [h.tolist() for h in lazy] == [h.tolist() for h in eager]
     assert [lazy[j].tolist() for j in (4, -1, 1)] == [[5, 6, 7], [5, 6, 7], []]
     for a, b in zip(rec.from_histories(lazy), rec.from_histories(eager)):
         assert torch.equal(a, b)
 
 
-def _autograd_learn(f: RecencyFactors, batch: OnlineBatch, opts: dict, rng: np.random.Generator, n_negatives: int,
-                    reg: float) -> float:
+def _autograd_learn(
+    f: RecencyFactors,
+    batch: OnlineBatch,
+    opts: dict,
+    rng: np.random.Generator,
+    n_negatives: int,
+    reg: float,
+) -> float:
     """``RecencyFactors.learn`` as autograd computes it (the reference for its written-out gradients)."""
     import torch.nn.functional as F
 
@@ -223,7 +268,9 @@ def _autograd_learn(f: RecencyFactors, batch: OnlineBatch, opts: dict, rng: np.r
     items = torch.cat([pos, neg.reshape(-1)])
     opts["item"].step(f.item, items, torch.cat([g_qi, g_qj.reshape(-1, d)]))
     if f.bias is not None:
-        opts["bias"].step(f.bias.unsqueeze(1), items, torch.cat([g_bi, g_bj.reshape(-1)]).unsqueeze(1))
+        opts["bias"].step(
+            f.bias.unsqueeze(1), items, torch.cat([g_bi, g_bj.reshape(-1)]).unsqueeze(1)
+        )
     live = cw.reshape(-1) > 0
     opts["context"].step(f.context, ci.reshape(-1)[live], g_cc.reshape(-1, d)[live])
     in_table = (u >= 0) & (u < f.user.shape[0])
@@ -238,17 +285,26 @@ def test_learn_takes_the_step_autograd_would(fitted: dict[str, Recommender], nam
     rec = fitted[name]
     src = _factors(rec)
     n_users, n_items = src.user.shape[0], src.item.shape[0]
-    mine, ref = (RecencyFactors.from_state(src.get_state(), src.recency, src.fold_in_reg) for _ in range(2))
+    mine, ref = (
+        RecencyFactors.from_state(src.get_state(), src.recency, src.fold_in_reg) for _ in range(2)
+    )
     for f in (mine, ref):
-        f.grow(n_users + 3, n_items, torch.Generator().manual_seed(0))  # three users beyond the trained table
+        f.grow(
+            n_users + 3, n_items, torch.Generator().manual_seed(0)
+        )  # three users beyond the trained table
     opts_mine, opts_ref = new_optimizers(0.05), new_optimizers(0.05)
     data = np.random.default_rng(1)
     for step in range(3):
         n = 300
         users = data.integers(0, n_users + 3, n)
         hist = [data.integers(0, n_items, data.integers(0, 15)) for _ in range(n)]
-        batch = OnlineBatch(users, data.integers(0, n_items, n), (data.random(n) > 0.2).astype(np.float32),
-                            (data.random(n) * 3).astype(np.float32), hist)
+        batch = OnlineBatch(
+            users,
+            data.integers(0, n_items, n),
+            (data.random(n) > 0.2).astype(np.float32),
+            (data.random(n) * 3).astype(np.float32),
+            hist,
+        )
         a = mine.learn(batch, opts_mine, np.random.default_rng(step), 4, 1e-3)
         b = _autograd_learn(ref, batch, opts_ref, np.random.default_rng(step), 4, 1e-3)
         assert a == pytest.approx(b, rel=1e-5)
@@ -273,7 +329,9 @@ def test_batched_fold_in_equals_one_solve_per_history() -> None:
         torch.testing.assert_close(row, ref, atol=1e-4, rtol=1e-4)
 
 
-def test_recency_context_moves_scores_towards_the_last_items(fitted: dict[str, Recommender]) -> None:
+def test_recency_context_moves_scores_towards_the_last_items(
+    fitted: dict[str, Recommender],
+) -> None:
     """A user without a trained row is scored from the history given: even items in, even items out."""
     rec = fitted["mf"]
     f = _factors(rec)

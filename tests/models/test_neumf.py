@@ -1,4 +1,5 @@
 """NeuMF: the model conformance items on the two-taste-group set, and a quality floor on ML-100K."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,10 +29,15 @@ def test_batch_scores_equal_single_user_scores(fitted):
     users = [str(u) for u in range(12)]
     assert fitted.recommend_batch(users, k=10) == [fitted.recommend(u, k=10) for u in users]
     model = fitted.model_
-    uidx = np.asarray([0, 5, -1, 7], np.int64)  # -1: a user without a row, folded in from its history
-    hist = [np.asarray(fitted.sequences_[u], np.int64) if u >= 0 else _idx(fitted, ["1", "3", "5"]) for u in uidx]
+    uidx = np.asarray(
+        [0, 5, -1, 7], np.int64
+    )  # -1: a user without a row, folded in from its history
+    hist = [
+        np.asarray(fitted.sequences_[u], np.int64) if u >= 0 else _idx(fitted, ["1", "3", "5"])
+        for u in uidx
+    ]
     batch = model.score(uidx, hist)
-    single = np.vstack([model.score(uidx[j:j + 1], hist[j:j + 1]) for j in range(len(uidx))])
+    single = np.vstack([model.score(uidx[j : j + 1], hist[j : j + 1]) for j in range(len(uidx))])
     np.testing.assert_allclose(batch, single, rtol=1e-5, atol=1e-5)
 
 
@@ -47,7 +53,9 @@ def test_save_load_round_trips(fitted, tmp_path):
     model = create("neumf", seed=0, **fitted.model_.hyperparameters())
     model.set_state(state)
     hist = [np.asarray(fitted.sequences_[3], np.int64)]
-    np.testing.assert_allclose(model.score(np.asarray([3]), hist), fitted.model_.score(np.asarray([3]), hist), rtol=1e-6)
+    np.testing.assert_allclose(
+        model.score(np.asarray([3]), hist), fitted.model_.score(np.asarray([3]), hist), rtol=1e-6
+    )
 
 
 def test_a_seed_reproduces(two_groups):
@@ -62,8 +70,15 @@ def test_learn_changes_only_the_rows_it_touched(fitted):
     model = fitted.model_
     before = {k: v.clone() for k, v in model.net.state_dict().items()}
     item, hist = _idx(fitted, ["7"]), _idx(fitted, ["1", "3"])
-    model.learn(OnlineBatch(user_idx=np.asarray([3]), item_idx=item, label=np.ones(1, np.float32),
-                            weight=np.ones(1, np.float32), histories=[hist]))
+    model.learn(
+        OnlineBatch(
+            user_idx=np.asarray([3]),
+            item_idx=item,
+            label=np.ones(1, np.float32),
+            weight=np.ones(1, np.float32),
+            histories=[hist],
+        )
+    )
     after = model.net.state_dict()
 
     def changed(name: str) -> set[int]:
@@ -82,14 +97,20 @@ def test_learn_changes_only_the_rows_it_touched(fitted):
 
 def test_new_ids_get_a_row_and_are_scored(fitted):
     n_users, n_items = fitted.n_users, fitted.n_items
-    fitted.update([{"user_id": "newcomer", "item_id": "1", "type": "click", "timestamp": 2_000_000},
-                   {"user_id": "newcomer", "item_id": "3", "type": "click", "timestamp": 2_000_001},
-                   {"user_id": "3", "item_id": "brand-new", "type": "click", "timestamp": 2_000_002}])
+    fitted.update(
+        [
+            {"user_id": "newcomer", "item_id": "1", "type": "click", "timestamp": 2_000_000},
+            {"user_id": "newcomer", "item_id": "3", "type": "click", "timestamp": 2_000_001},
+            {"user_id": "3", "item_id": "brand-new", "type": "click", "timestamp": 2_000_002},
+        ]
+    )
     fitted.flush()
     model = fitted.model_
     assert model.net.gmf_user.shape[0] == n_users + 1 and model.net.gmf_item.shape[0] == n_items + 1
     top = fitted.recommend("newcomer", k=10)
-    assert np.mean([int(i) % 2 == 1 for i in top if i.isdigit()]) >= 0.8  # two odd items already say the taste
+    assert (
+        np.mean([int(i) % 2 == 1 for i in top if i.isdigit()]) >= 0.8
+    )  # two odd items already say the taste
     assert np.isfinite(fitted.score("3", ["brand-new"])).all()
     # a user the model has no row for at all is folded in from its history
     s = model.score(np.asarray([-1]), [_idx(fitted, ["0", "2", "4"])])[0]
@@ -98,7 +119,12 @@ def test_new_ids_get_a_row_and_are_scored(fitted):
 
 
 def test_predict_proba_is_a_probability_for_known_and_unknown_ids(fitted):
-    for user, item in (("3", "5"), ("3", "no-such-item"), ("no-such-user", "5"), ("no-such-user", "no-such-item")):
+    for user, item in (
+        ("3", "5"),
+        ("3", "no-such-item"),
+        ("no-such-user", "5"),
+        ("no-such-user", "no-such-item"),
+    ):
         p = fitted.predict_proba(user, item)
         assert 0.0 <= p <= 1.0
 

@@ -1,5 +1,6 @@
 """``OnlineBias``: its step is SGD on the masked softmax log-likelihood, and served rows are
 remembered once, within a byte budget."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,12 +17,20 @@ from recloop.models.online_bias import OnlineBias
 def batches(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
     n_items = draw(st.integers(2, 12))
     rows = draw(st.integers(1, 5))
-    scores = np.array(draw(st.lists(st.floats(-20, 20), min_size=rows * n_items, max_size=rows * n_items)),
-                      np.float32).reshape(rows, n_items)
-    items = np.array(draw(st.lists(st.integers(0, n_items - 1), min_size=rows, max_size=rows)), np.int64)
-    seen = [np.array(sorted(draw(st.sets(st.integers(0, n_items - 1), max_size=n_items - 1))), np.int64)
-            for _ in range(rows)]
-    start = np.array(draw(st.lists(st.floats(-1, 1), min_size=n_items, max_size=n_items)), np.float32)
+    scores = np.array(
+        draw(st.lists(st.floats(-20, 20), min_size=rows * n_items, max_size=rows * n_items)),
+        np.float32,
+    ).reshape(rows, n_items)
+    items = np.array(
+        draw(st.lists(st.integers(0, n_items - 1), min_size=rows, max_size=rows)), np.int64
+    )
+    seen = [
+        np.array(sorted(draw(st.sets(st.integers(0, n_items - 1), max_size=n_items - 1))), np.int64)
+        for _ in range(rows)
+    ]
+    start = np.array(
+        draw(st.lists(st.floats(-1, 1), min_size=n_items, max_size=n_items)), np.float32
+    )
     return scores, items, seen, start
 
 
@@ -55,7 +64,12 @@ def test_a_step_is_sgd_on_the_masked_softmax_log_likelihood(batch: tuple, lr: fl
 
 def test_items_beyond_the_scores_or_already_seen_teach_nothing() -> None:
     bias = OnlineBias(0.5, 4)
-    assert bias.step(np.zeros((2, 3), np.float32), np.array([3, 1]), [np.array([], np.int64), np.array([1])]) == 0.0
+    assert (
+        bias.step(
+            np.zeros((2, 3), np.float32), np.array([3, 1]), [np.array([], np.int64), np.array([1])]
+        )
+        == 0.0
+    )
     assert not bias.value.any()
 
 
@@ -83,8 +97,11 @@ def test_remembering_is_bounded_and_only_for_requests_while_learning() -> None:
     for u in range(5):
         bias.remember(np.array([u]), [1], np.zeros((1, 4), np.float32))
     assert [bias.recall(u, 1, 4) is not None for u in range(5)] == [False, False, True, True, True]
-    bias.remember(np.arange(OnlineBias.REMEMBER_ROWS + 1), [1] * (OnlineBias.REMEMBER_ROWS + 1),
-                  np.zeros((OnlineBias.REMEMBER_ROWS + 1, 4), np.float32))  # an evaluation's batch
+    bias.remember(
+        np.arange(OnlineBias.REMEMBER_ROWS + 1),
+        [1] * (OnlineBias.REMEMBER_ROWS + 1),
+        np.zeros((OnlineBias.REMEMBER_ROWS + 1, 4), np.float32),
+    )  # an evaluation's batch
     assert bias.recall(0, 1, 4) is None
     off = OnlineBias(0.0, 4)
     off.remember(np.array([0]), [1], np.zeros((1, 4), np.float32))

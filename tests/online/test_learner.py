@@ -1,4 +1,5 @@
 """OnlineLearner: micro-batches, freshness budget, replay mixing, bounded queue."""
+
 from __future__ import annotations
 
 import threading

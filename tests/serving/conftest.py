@@ -1,12 +1,12 @@
 """Fixtures for the HTTP service: one small fitted MF model, apps and clients around it."""
+
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
-
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,9 @@ from recloop.config import load_settings  # noqa: E402
 from recloop.serving import create_app  # noqa: E402
 
 
-def two_groups_df(n_users: int = 60, n_items: int = 80, per_user: int = 12, seed: int = 0) -> pd.DataFrame:
+def two_groups_df(
+    n_users: int = 60, n_items: int = 80, per_user: int = 12, seed: int = 0
+) -> pd.DataFrame:
     """Even users like even items, odd users odd items (tests/conftest.py's ``two_groups``)."""
     rng = np.random.default_rng(seed)
     rows, t = [], 1_000_000
@@ -48,6 +50,7 @@ def rec(model_dir: Path) -> Recommender:
 def make_client(rec: Recommender) -> Iterator[Callable[..., TestClient]]:
     """``make_client(engine=rec, **settings)`` → a started ``TestClient`` (closed after the test)."""
     with ExitStack() as stack:
+
         def make(engine: Any = rec, **settings: Any) -> TestClient:
             app = create_app(load_settings(env={}, **settings), engine)
             return stack.enter_context(TestClient(app, raise_server_exceptions=False))

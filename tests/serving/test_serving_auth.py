@@ -1,4 +1,5 @@
 """API keys: write and admin routes need a bearer key; reads by setting; keys never logged."""
+
 from __future__ import annotations
 
 import logging
@@ -23,7 +24,9 @@ def test_writes_need_a_valid_key(make_client):
         assert r.headers["www-authenticate"].startswith("Bearer")
     assert c.get("/health").json()["events_applied"] == 0
     assert c.post("/events", json=EVENT, headers=bearer(KEY)).status_code == 200
-    assert c.post("/events", json=EVENT, headers={"authorization": f"bearer {KEY}"}).status_code == 200
+    assert (
+        c.post("/events", json=EVENT, headers={"authorization": f"bearer {KEY}"}).status_code == 200
+    )
     for path in ("/admin/snapshot", "/admin/reload"):
         assert c.post(path).status_code == 401
         assert c.post(path, headers=bearer(KEY)).status_code == 409  # authorised, but no model_path
@@ -66,6 +69,8 @@ def test_keys_never_reach_logs_or_reprs(make_client, caplog):
     assert KEY not in settings.model_dump_json()
 
 
-@pytest.mark.parametrize("presented, ok", [(b"a", True), (b"b", True), (b"c", False), (b"", False), (b"ab", False)])
+@pytest.mark.parametrize(
+    "presented, ok", [(b"a", True), (b"b", True), (b"c", False), (b"", False), (b"ab", False)]
+)
 def test_key_checker_compares_every_key(presented, ok):
     assert KeyChecker((b"a", b"b"), read_requires_key=False).valid(presented) is ok

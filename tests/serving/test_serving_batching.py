@@ -1,4 +1,5 @@
 """Micro-batching answers exactly what the engine answers, and coalesces concurrent requests."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,8 +10,7 @@ import pytest
 
 from recloop import Recommender
 from recloop.config import load_settings
-from recloop.serving import create_app
-from recloop.serving import batching
+from recloop.serving import batching, create_app
 from recloop.serving.batching import Job, run_batch
 
 
@@ -29,7 +29,9 @@ def test_batched_recommendations_equal_the_engines(rec, exclude_seen):
         assert ok
         assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-5), user
         # ids agree except where two scores tie to float precision
-        assert [i for i, _ in got] == [i for i, _ in want] or np.allclose(sorted(s for _, s in got), sorted(s for _, s in want))
+        assert [i for i, _ in got] == [i for i, _ in want] or np.allclose(
+            sorted(s for _, s in got), sorted(s for _, s in want)
+        )
 
 
 def test_batched_predictions_equal_the_engines(rec):
@@ -40,7 +42,9 @@ def test_batched_predictions_equal_the_engines(rec):
 
 
 def test_models_with_their_own_predict_proba_are_asked_directly(rec, monkeypatch):
-    monkeypatch.setattr(rec.model_, "predict_proba", lambda u, i, b: np.full(len(u), 0.25), raising=False)
+    monkeypatch.setattr(
+        rec.model_, "predict_proba", lambda u, i, b: np.full(len(u), 0.25), raising=False
+    )
     [(ok, p)] = run_batch([Job("predict", rec, "1", item_id="2")])
     assert ok and p == 0.25
 
@@ -72,7 +76,9 @@ def test_concurrent_requests_share_model_calls(rec):
     responses = asyncio.run(burst())
     assert all(r.status_code == 200 for r in responses)
     assert batcher.jobs == 50 and batcher.batches < 50
-    assert batcher.batches <= len(calls) <= 2 * batcher.batches and max(calls) > 1  # one call per kind of request
+    assert (
+        batcher.batches <= len(calls) <= 2 * batcher.batches and max(calls) > 1
+    )  # one call per kind of request
     for u in (0, 1, 39):
         body = next(r for r in responses[:40] if r.json()["user_id"] == str(u)).json()
         assert [x["item_id"] for x in body["items"]] == rec.recommend(str(u), k=5)

@@ -1,10 +1,12 @@
 """``recloop.config``: defaults → file → environment → overrides; errors name the field."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from recloop.config import Settings, get_settings, load_settings, reset_settings
 from recloop.errors import ConfigError
@@ -12,7 +14,13 @@ from recloop.errors import ConfigError
 
 def test_defaults():
     s = load_settings(env={})
-    assert (s.host, s.port, s.api_keys, s.read_requires_key, s.max_k) == ("127.0.0.1", 8000, (), False, 1000)
+    assert (s.host, s.port, s.api_keys, s.read_requires_key, s.max_k) == (
+        "127.0.0.1",
+        8000,
+        (),
+        False,
+        1000,
+    )
     assert s.model_path is None and s.faiss_threshold == 100_000 and s.log_level == "info"
 
 
@@ -32,21 +40,24 @@ def test_precedence_file_then_env_then_overrides(tmp_path: Path):
 
 def test_settings_are_frozen():
     s = load_settings(env={})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         s.port = 1  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("env, field", [
-    ({"RECLOOP_PORT": "http"}, "port"),
-    ({"RECLOOP_PORT": "70000"}, "port"),
-    ({"RECLOOP_MAX_K": "0"}, "max_k"),
-    ({"RECLOOP_MAX_K": "5000"}, "max_k"),
-    ({"RECLOOP_MAX_BODY_BYTES": "-1"}, "max_body_bytes"),
-    ({"RECLOOP_LOG_LEVEL": "loud"}, "log_level"),
-    ({"RECLOOP_READ_REQUIRES_KEY": "perhaps"}, "read_requires_key"),
-    ({"RECLOOP_HOST": " "}, "host"),
-    ({"RECLOOP_CONFIG": "/no/such/file.toml"}, "RECLOOP_CONFIG"),
-])
+@pytest.mark.parametrize(
+    "env, field",
+    [
+        ({"RECLOOP_PORT": "http"}, "port"),
+        ({"RECLOOP_PORT": "70000"}, "port"),
+        ({"RECLOOP_MAX_K": "0"}, "max_k"),
+        ({"RECLOOP_MAX_K": "5000"}, "max_k"),
+        ({"RECLOOP_MAX_BODY_BYTES": "-1"}, "max_body_bytes"),
+        ({"RECLOOP_LOG_LEVEL": "loud"}, "log_level"),
+        ({"RECLOOP_READ_REQUIRES_KEY": "perhaps"}, "read_requires_key"),
+        ({"RECLOOP_HOST": " "}, "host"),
+        ({"RECLOOP_CONFIG": "/no/such/file.toml"}, "RECLOOP_CONFIG"),
+    ],
+)
 def test_invalid_settings_name_the_field(env, field):
     with pytest.raises(ConfigError, match=rf"^{field}: "):
         load_settings(env=env)

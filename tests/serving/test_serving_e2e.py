@@ -1,4 +1,5 @@
 """End to end: ``recloop serve`` and Gunicorn as real processes, checked by contract_check.py."""
+
 from __future__ import annotations
 
 import json
@@ -37,14 +38,22 @@ def free_port() -> int:
 def running(cmd: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
     """Start ``cmd``, wait until ``/health`` answers, yield the base URL, then stop it."""
     log = open(os.devnull, "wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=log,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+                pytest.fail(
+                    f"server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}"
+                )
             try:
                 with urllib.request.urlopen(base + "/health", timeout=2) as r:
                     if r.status == 200:
@@ -71,17 +80,39 @@ def running(cmd: list[str], port: int, env: dict[str, str] | None = None) -> Ite
 def contract(base: str) -> subprocess.CompletedProcess[str]:
     path = find_contract()
     if path is None:
-        pytest.skip("shared/contract_check.py is not beside the repository (../shared/contract_check.py)")
-    return subprocess.run([sys.executable, str(path), "--models", "", "--http", base], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+        pytest.skip(
+            "shared/contract_check.py is not beside the repository (../shared/contract_check.py)"
+        )
+    return subprocess.run(
+        [sys.executable, str(path), "--models", "", "--http", base],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_recloop_serve_passes_the_http_contract(model_dir):
     if find_contract() is None:
-        pytest.skip("shared/contract_check.py is not beside the repository (../shared/contract_check.py)")
+        pytest.skip(
+            "shared/contract_check.py is not beside the repository (../shared/contract_check.py)"
+        )
     port = free_port()
-    with running([str(BIN / "recloop"), "serve", "--model", str(model_dir), "--host", "127.0.0.1",
-                  "--port", str(port), "--log-level", "warning"], port) as base:
+    with running(
+        [
+            str(BIN / "recloop"),
+            "serve",
+            "--model",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        port,
+    ) as base:
         out = contract(base)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
         assert "all contract checks passed" in out.stdout
@@ -89,12 +120,20 @@ def test_recloop_serve_passes_the_http_contract(model_dir):
 
 def test_gunicorn_serves_the_app_factory(model_dir):
     port = free_port()
-    env = {"RECLOOP_MODEL_PATH": str(model_dir), "RECLOOP_PORT": str(port), "RECLOOP_WORKERS": "1",
-           "RECLOOP_LOG_LEVEL": "warning"}
+    env = {
+        "RECLOOP_MODEL_PATH": str(model_dir),
+        "RECLOOP_PORT": str(port),
+        "RECLOOP_WORKERS": "1",
+        "RECLOOP_LOG_LEVEL": "warning",
+    }
     cmd = [str(BIN / "gunicorn"), "--no-control-socket", "-c", str(ROOT / "gunicorn.conf.py")]
     with running(cmd, port, env) as base:
-        req = urllib.request.Request(base + "/events", data=json.dumps({"user_id": "g", "item_id": "4"}).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            base + "/events",
+            data=json.dumps({"user_id": "g", "item_id": "4"}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=10) as r:
             assert json.loads(r.read())["accepted"] == 1
         with urllib.request.urlopen(base + "/users/g/history", timeout=10) as r:

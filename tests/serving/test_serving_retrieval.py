@@ -1,4 +1,5 @@
 """faiss retrieval with exact re-ranking: recall, equality with exact scoring, freshness."""
+
 from __future__ import annotations
 
 import time
@@ -12,7 +13,9 @@ from recloop.serving.retrieval import RetrievalIndex, Retriever
 
 def clustered(n: int, d: int, clusters: int, rng: np.random.Generator) -> np.ndarray:
     centres = rng.normal(size=(clusters, d)).astype(np.float32)
-    return (centres[rng.integers(0, clusters, n)] + 0.4 * rng.normal(size=(n, d))).astype(np.float32)
+    return (centres[rng.integers(0, clusters, n)] + 0.4 * rng.normal(size=(n, d))).astype(
+        np.float32
+    )
 
 
 def test_index_recall_against_exact_search():

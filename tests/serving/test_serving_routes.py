@@ -1,4 +1,5 @@
 """Routes of the HTTP service, in process: shapes, read-your-writes, admin, metrics."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,7 +29,10 @@ def test_predict_takes_the_design_documents_body(client):
 
 def test_predict_ranks_in_group_items_higher(client):
     """User 0 (even group) must find an even item more likely than an odd one."""
-    p = [client.post("/predict", json={"user_id": 0, "item_id": i}).json()["prediction"] for i in range(20)]
+    p = [
+        client.post("/predict", json={"user_id": 0, "item_id": i}).json()["prediction"]
+        for i in range(20)
+    ]
     even, odd = sum(p[0::2]) / 10, sum(p[1::2]) / 10
     assert even > odd
 
@@ -44,7 +48,9 @@ def test_recommend_shape_and_seen_items(client, rec):
     ids = [x["item_id"] for x in body["items"]]
     assert ids == rec.recommend("3", k=7)
     assert not set(ids) & set(rec.history("3"))
-    with_seen = client.get("/recommend", params={"user_id": 3, "k": 80, "exclude_seen": "false"}).json()["items"]
+    with_seen = client.get(
+        "/recommend", params={"user_id": 3, "k": 80, "exclude_seen": "false"}
+    ).json()["items"]
     assert set(rec.history("3")) <= {x["item_id"] for x in with_seen}
 
 
@@ -67,10 +73,24 @@ def test_read_your_writes_over_http(client):
 
 
 def test_event_batches_grow_users_and_items(client):
-    batch = {"events": [{"user_id": "new-user", "item_id": "2", "type": "view", "timestamp": 2_000_000},
-                        {"user_id": "new-user", "item_id": "new-item", "type": "purchase", "context": {"page": "home"}},
-                        {"user_id": 3, "item_id": "new-item", "event": "rating", "value": 5,
-                         "timestamp": "2024-01-01T00:00:00Z"}]}
+    batch = {
+        "events": [
+            {"user_id": "new-user", "item_id": "2", "type": "view", "timestamp": 2_000_000},
+            {
+                "user_id": "new-user",
+                "item_id": "new-item",
+                "type": "purchase",
+                "context": {"page": "home"},
+            },
+            {
+                "user_id": 3,
+                "item_id": "new-item",
+                "event": "rating",
+                "value": 5,
+                "timestamp": "2024-01-01T00:00:00Z",
+            },
+        ]
+    }
     r = client.post("/events", json=batch)
     assert r.status_code == 200 and r.json()["accepted"] == 3
     assert client.get("/users/new-user/history").json()["items"] == ["2", "new-item"]
@@ -81,7 +101,15 @@ def test_event_batches_grow_users_and_items(client):
 
 def test_a_bad_event_rejects_the_whole_batch(client):
     before = client.get("/health").json()["events_applied"]
-    r = client.post("/events", json={"events": [{"user_id": 1, "item_id": 2}, {"user_id": 1, "item_id": 3, "type": "teleport"}]})
+    r = client.post(
+        "/events",
+        json={
+            "events": [
+                {"user_id": 1, "item_id": 2},
+                {"user_id": 1, "item_id": 3, "type": "teleport"},
+            ]
+        },
+    )
     assert r.status_code == 422 and r.json()["error"]["field"] == "events[1].type"
     assert client.get("/health").json()["events_applied"] == before
 
@@ -117,7 +145,9 @@ def test_metrics_expose_routes_events_and_model(client):
     client.post("/events", json={"events": [{"user_id": 1, "item_id": i} for i in range(3)]})
     client.get("/no-such-route")
     text = client.get("/metrics").text
-    assert 'recloop_http_request_duration_seconds_count{method="GET",route="/recommend"} 1.0' in text
+    assert (
+        'recloop_http_request_duration_seconds_count{method="GET",route="/recommend"} 1.0' in text
+    )
     assert 'recloop_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
     assert "recloop_http_events_accepted_total 3.0" in text
     assert "recloop_model_version 1.0" in text
@@ -164,8 +194,17 @@ def test_app_without_a_model_answers_503(make_client):
 
 def test_openapi_documents_every_route(client):
     doc = client.get("/openapi.json").json()
-    for path in ("/predict", "/recommend", "/events", "/users/{user_id}/history", "/items/{item_id}/similar",
-                 "/health", "/metrics", "/admin/snapshot", "/admin/reload"):
+    for path in (
+        "/predict",
+        "/recommend",
+        "/events",
+        "/users/{user_id}/history",
+        "/items/{item_id}/similar",
+        "/health",
+        "/metrics",
+        "/admin/snapshot",
+        "/admin/reload",
+    ):
         assert path in doc["paths"], path
     assert {"PredictRequest", "EventIn", "EventBatch"} <= set(doc["components"]["schemas"])
     assert client.get("/docs").status_code == 200

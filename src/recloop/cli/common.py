@@ -1,4 +1,5 @@
 """Helpers shared by the CLI commands: loading data sets, printing JSON and tables."""
+
 from __future__ import annotations
 
 import json
@@ -31,11 +32,15 @@ def _default(o: Any) -> Any:
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     """A plain text table, floats to 4 significant digits."""
+
     def fmt(v: Any) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
     cells = [[fmt(r.get(c, "")) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[j]) for row in cells)) if cells else len(c) for j, c in enumerate(columns)]
+    widths = [
+        max(len(c), *(len(row[j]) for row in cells)) if cells else len(c)
+        for j, c in enumerate(columns)
+    ]
     line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
     out = [line, "  ".join("-" * w for w in widths)]
     out += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]

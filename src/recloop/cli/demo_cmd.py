@@ -1,4 +1,5 @@
 """``recloop demo``: the main job, end to end on MovieLens-100K."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,10 +10,13 @@ from recloop.errors import InvalidInputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="fetch MovieLens-100K, fit and compare models, show recommendations and online learning",
-                       description="Fetch MovieLens-100K (offline mirror), hold out each user's last interaction by "
-                                   "time, fit the models, print HR@10 and NDCG@10 (full ranking over unseen items), "
-                                   "the top-10 with titles for three users, and one user's list changing as they click.")
+    p = sub.add_parser(
+        "demo",
+        help="fetch MovieLens-100K, fit and compare models, show recommendations and online learning",
+        description="Fetch MovieLens-100K (offline mirror), hold out each user's last interaction by "
+        "time, fit the models, print HR@10 and NDCG@10 (full ranking over unseen items), "
+        "the top-10 with titles for three users, and one user's list changing as they click.",
+    )
     p.add_argument("--models", default="popularity,mf,sasrec", help="comma-separated model names")
     p.add_argument("--users", default="1,2,3", help="users whose top-10 to show")
     p.add_argument("--seed", type=int, default=0)
@@ -33,32 +37,50 @@ def run_demo(args: argparse.Namespace) -> int:
     models = [m for m in args.models.split(",") if m]
     for m in models:
         if m not in available():
-            raise InvalidInputError("--models", f"unknown model {m!r}; available: {', '.join(available())}")
+            raise InvalidInputError(
+                "--models", f"unknown model {m!r}; available: {', '.join(available())}"
+            )
     ds = load_movielens_100k()
     inter = ds.interactions
-    print(f"MovieLens-100K: {len(inter):,} ratings, {inter.user_id.nunique():,} users, {inter.item_id.nunique():,} items")
+    print(
+        f"MovieLens-100K: {len(inter):,} ratings, {inter.user_id.nunique():,} users, {inter.item_id.nunique():,} items"
+    )
     split = leave_one_out(inter, valid=False)
-    print(f"split: leave-last-out by time -> {len(split.train):,} train rows, {len(split.test):,} held-out (one per user)\n")
+    print(
+        f"split: leave-last-out by time -> {len(split.train):,} train rows, {len(split.test):,} held-out (one per user)\n"
+    )
     rows, fitted = [], {}
     for name in models:
         t0 = time.perf_counter()
-        rec = Recommender(model=name, seed=args.seed, threads=args.threads).fit(split.train, items=ds.items,
-                                                                                 show_progress=not args.no_progress)
+        rec = Recommender(model=name, seed=args.seed, threads=args.threads).fit(
+            split.train, items=ds.items, show_progress=not args.no_progress
+        )
         fit_s = time.perf_counter() - t0
         full = evaluate(rec, split.train, split.test, "full")
         sampled = evaluate(rec, split.train, split.test, "sampled", seed=args.seed)
-        rows.append({"model": name, "HR@10 full": full["hr@10"], "NDCG@10 full": full["ndcg@10"],
-                     "HR@10 sampled": sampled["hr@10"], "fit s": round(fit_s, 1)})
+        rows.append(
+            {
+                "model": name,
+                "HR@10 full": full["hr@10"],
+                "NDCG@10 full": full["ndcg@10"],
+                "HR@10 sampled": sampled["hr@10"],
+                "fit s": round(fit_s, 1),
+            }
+        )
         fitted[name] = rec
         print(f"  fitted {name} in {fit_s:.1f}s: NDCG@10 {full['ndcg@10']:.4f}", flush=True)
     print("\n" + table(rows, ["model", "HR@10 full", "NDCG@10 full", "HR@10 sampled", "fit s"]))
     by = {r["model"]: r for r in rows}
     if "popularity" in by and "mf" in by and by["popularity"]["NDCG@10 full"] > 0:
-        print(f"\nBPR-MF's full-ranking NDCG@10 is {by['mf']['NDCG@10 full'] / by['popularity']['NDCG@10 full']:.2f}x popularity's")
+        print(
+            f"\nBPR-MF's full-ranking NDCG@10 is {by['mf']['NDCG@10 full'] / by['popularity']['NDCG@10 full']:.2f}x popularity's"
+        )
     best = max(rows, key=lambda r: r["NDCG@10 full"])["model"]
     rec = fitted[best]
     for uid in [u for u in args.users.split(",") if u]:
-        print(f"\ntop-10 for user {uid} ({best}); last rated: {ds.title(rec.history(uid)[-1]) if rec.history(uid) else '-'}")
+        print(
+            f"\ntop-10 for user {uid} ({best}); last rated: {ds.title(rec.history(uid)[-1]) if rec.history(uid) else '-'}"
+        )
         for rank, iid in enumerate(rec.recommend(uid, k=10), 1):
             print(f"  {rank:2d}. {ds.title(iid)}")
     # the real-time loop: the user reacts, the next list already reflects it

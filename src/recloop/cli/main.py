@@ -4,6 +4,7 @@ Each sub-command lives in its own module with ``add_parser(subparsers)``, which
 registers the command and sets ``func`` to a callable taking the parsed arguments and
 returning an exit code. Errors from the library become exit code 2 and one line here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="recloop", description="A real-time recommender engine that learns from every click.")
+    parser = _Parser(
+        prog="recloop", description="A real-time recommender engine that learns from every click."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -41,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         code = args.func(args)
     except RecloopError as exc:

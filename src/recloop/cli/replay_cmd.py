@@ -1,4 +1,5 @@
 """``recloop replay``: test-then-train over a time-ordered log."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,19 +9,30 @@ from recloop.errors import InvalidInputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("replay", help="test-then-train replay of a time-ordered event log",
-                       description="Fit on the first part of the log, then for every later event: recommend, "
-                                   "record hit/NDCG@10, then learn (mode 'online'), never learn ('static') or "
-                                   "refit every N events ('retrain:N').")
-    p.add_argument("--data", default="movielens-100k", help="data set name or path (default movielens-100k)")
+    p = sub.add_parser(
+        "replay",
+        help="test-then-train replay of a time-ordered event log",
+        description="Fit on the first part of the log, then for every later event: recommend, "
+        "record hit/NDCG@10, then learn (mode 'online'), never learn ('static') or "
+        "refit every N events ('retrain:N').",
+    )
+    p.add_argument(
+        "--data", default="movielens-100k", help="data set name or path (default movielens-100k)"
+    )
     p.add_argument("--model", default="sasrec", help="model name, or several separated by commas")
-    p.add_argument("--modes", default="static,online", help="comma-separated: static, online, retrain:N")
-    p.add_argument("--history", type=float, default=0.8, help="share of events used as history (default 0.8)")
+    p.add_argument(
+        "--modes", default="static,online", help="comma-separated: static, online, retrain:N"
+    )
+    p.add_argument(
+        "--history", type=float, default=0.8, help="share of events used as history (default 0.8)"
+    )
     p.add_argument("--max-events", type=int, default=None, help="replay at most this many events")
     p.add_argument("--window", type=int, default=1000, help="events per reported window")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--plot", default=None, metavar="PNG", help="write the per-window hit rates as a PNG")
+    p.add_argument(
+        "--plot", default=None, metavar="PNG", help="write the per-window hit rates as a PNG"
+    )
     p.add_argument("--json", action="store_true", help="print every result as JSON")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_replay)
@@ -35,7 +47,9 @@ def run_replay(args: argparse.Namespace) -> int:
     models = [m for m in args.model.split(",") if m]
     for m in models:
         if m not in available():
-            raise InvalidInputError("--model", f"unknown model {m!r}; available: {', '.join(available())}")
+            raise InvalidInputError(
+                "--model", f"unknown model {m!r}; available: {', '.join(available())}"
+            )
     modes = [m for m in args.modes.split(",") if m]
     for m in modes:
         try:
@@ -50,17 +64,49 @@ def run_replay(args: argparse.Namespace) -> int:
     results = []
     for model in models:
         for mode in modes:
-            results.append(replay(lambda: Recommender(model=model, seed=args.seed, threads=args.threads), ds.interactions,
-                                  mode=mode, history_fraction=args.history, window=args.window,
-                                  max_events=args.max_events, model_name=model, show_progress=not args.no_progress))
+            results.append(
+                replay(
+                    lambda model=model: Recommender(
+                        model=model, seed=args.seed, threads=args.threads
+                    ),
+                    ds.interactions,
+                    mode=mode,
+                    history_fraction=args.history,
+                    window=args.window,
+                    max_events=args.max_events,
+                    model_name=model,
+                    show_progress=not args.no_progress,
+                )
+            )
     if args.plot:
         plot_windows(results, args.plot)
     if args.json:
-        print_json({"data": args.data, "history_fraction": args.history, "results": [r.as_dict() for r in results]})
+        print_json(
+            {
+                "data": args.data,
+                "history_fraction": args.history,
+                "results": [r.as_dict() for r in results],
+            }
+        )
     else:
-        rows = [{"model": r.model, "mode": r.mode, "hr@10": r.hr, "ndcg@10": r.ndcg, "events/s": round(r.events_per_second),
-                 "update p99 ms": round(r.update_ms_p99, 3), "new users": round(r.share_new_users, 3)} for r in results]
-        print(table(rows, ["model", "mode", "hr@10", "ndcg@10", "events/s", "update p99 ms", "new users"]))
+        rows = [
+            {
+                "model": r.model,
+                "mode": r.mode,
+                "hr@10": r.hr,
+                "ndcg@10": r.ndcg,
+                "events/s": round(r.events_per_second),
+                "update p99 ms": round(r.update_ms_p99, 3),
+                "new users": round(r.share_new_users, 3),
+            }
+            for r in results
+        ]
+        print(
+            table(
+                rows,
+                ["model", "mode", "hr@10", "ndcg@10", "events/s", "update p99 ms", "new users"],
+            )
+        )
         if args.plot:
             print(f"plot written to {args.plot}")
     return 0

@@ -1,4 +1,5 @@
 """``recloop train`` and ``recloop evaluate``."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,25 +14,37 @@ from recloop.errors import InvalidInputError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="fit a model on a data set and save it",
-                       description="Fit a model and save it to --out. By default each user's last interaction "
-                                   "(by time) is held out and saved with the run, for `recloop evaluate`.")
+    p = sub.add_parser(
+        "train",
+        help="fit a model on a data set and save it",
+        description="Fit a model and save it to --out. By default each user's last interaction "
+        "(by time) is held out and saved with the run, for `recloop evaluate`.",
+    )
     p.add_argument("--data", required=True, help="data set name (movielens-100k) or path")
     p.add_argument("--model", default="sasrec", help="registered model name (default: sasrec)")
     p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--holdout", choices=["last", "none"], default="last",
-                   help="hold out each user's last interaction for evaluation (default) or train on everything")
+    p.add_argument(
+        "--holdout",
+        choices=["last", "none"],
+        default="last",
+        help="hold out each user's last interaction for evaluation (default) or train on everything",
+    )
     p.add_argument("--epochs", type=int, default=None, help="override the model's number of epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a model hyperparameter (repeatable)")
+    p.add_argument(
+        "--set", action="append", metavar="NAME=VALUE", help="a model hyperparameter (repeatable)"
+    )
     p.add_argument("--json", action="store_true", help="print the fit report as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=run_train)
 
-    e = sub.add_parser("evaluate", help="score a trained run on its held-out interactions",
-                       description="Rank each user's held-out item: 'full' among every item the user has not "
-                                   "interacted with, 'sampled' among 100 sampled items the user never interacted with.")
+    e = sub.add_parser(
+        "evaluate",
+        help="score a trained run on its held-out interactions",
+        description="Rank each user's held-out item: 'full' among every item the user has not "
+        "interacted with, 'sampled' among 100 sampled items the user never interacted with.",
+    )
     e.add_argument("run", help="run folder written by `recloop train`")
     e.add_argument("--protocol", choices=["full", "sampled", "both"], default="both")
     e.add_argument("--k", type=int, default=10)
@@ -48,7 +61,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise InvalidInputError("--epochs", f"must be >= 1, got {args.epochs}")
     ds = load_data(args.data)
-    rec = Recommender(model=args.model, seed=args.seed, threads=args.threads, **parse_hyper(args.set))
+    rec = Recommender(
+        model=args.model, seed=args.seed, threads=args.threads, **parse_hyper(args.set)
+    )
     out = Path(args.out)
     if args.holdout == "last":
         split = leave_one_out(ds.interactions, valid=False)
@@ -61,9 +76,17 @@ def run_train(args: argparse.Namespace) -> int:
     rec.save(out)
     train.to_parquet(out / "train.parquet", index=False)
     test.to_parquet(out / "test.parquet", index=False)
-    report = {"model": args.model, "data": args.data, "out": str(out), "fit_seconds": round(seconds, 2),
-              "n_users": rec.n_users, "n_items": rec.n_items, "train_rows": len(train), "heldout_rows": len(test),
-              **{k: v for k, v in rec.fit_report_.items() if k != "history"}}
+    report = {
+        "model": args.model,
+        "data": args.data,
+        "out": str(out),
+        "fit_seconds": round(seconds, 2),
+        "n_users": rec.n_users,
+        "n_items": rec.n_items,
+        "train_rows": len(train),
+        "heldout_rows": len(test),
+        **{k: v for k, v in rec.fit_report_.items() if k != "history"},
+    }
     if args.json:
         print_json(report)
     else:
@@ -80,9 +103,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     run = Path(args.run)
     if not (run / "meta.json").exists():
-        raise InvalidInputError("run", f"{run} is not a run folder written by `recloop train` (no meta.json)")
+        raise InvalidInputError(
+            "run", f"{run} is not a run folder written by `recloop train` (no meta.json)"
+        )
     if not (run / "test.parquet").exists():
-        raise InvalidInputError("run", f"{run} has no held-out interactions (trained with --holdout none)")
+        raise InvalidInputError(
+            "run", f"{run} has no held-out interactions (trained with --holdout none)"
+        )
     if not 1 <= args.k <= 1000:
         raise InvalidInputError("--k", f"must be in 1..1000, got {args.k}")
     rec = Recommender.load(run)

@@ -4,6 +4,7 @@
 release folder or zip, a CSV / Parquet file with a column mapping, or a folder written by
 ``recloop data synth``.
 """
+
 from __future__ import annotations
 
 from recloop.data.dataset import COLUMNS, Dataset, as_interactions
@@ -24,8 +25,33 @@ from recloop.data.tables import NAMES, load, load_table, read_table, summarize
 from recloop.data.vocab import Vocab
 
 __all__ = [
-    "COLUMNS", "NAMES", "REASONS", "CleanOptions", "CleaningReport", "Dataset", "GroundTruth", "Normalizer",
-    "Split", "SynthConfig", "Vocab", "as_interactions", "clean", "fetch_movielens_100k", "generate", "k_core",
-    "leave_one_out", "load", "load_grouplens", "load_movielens_100k", "load_synthetic", "load_table",
-    "merge_duplicates", "random_split", "read_table", "summarize", "time_split", "to_implicit", "write_synthetic",
+    "COLUMNS",
+    "NAMES",
+    "REASONS",
+    "CleanOptions",
+    "CleaningReport",
+    "Dataset",
+    "GroundTruth",
+    "Normalizer",
+    "Split",
+    "SynthConfig",
+    "Vocab",
+    "as_interactions",
+    "clean",
+    "fetch_movielens_100k",
+    "generate",
+    "k_core",
+    "leave_one_out",
+    "load",
+    "load_grouplens",
+    "load_movielens_100k",
+    "load_synthetic",
+    "load_table",
+    "merge_duplicates",
+    "random_split",
+    "read_table",
+    "summarize",
+    "time_split",
+    "to_implicit",
+    "write_synthetic",
 ]

@@ -1,4 +1,5 @@
 """The in-memory form of a behaviour data set."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -53,21 +54,31 @@ def as_interactions(df: pd.DataFrame, default_type: str = "rating") -> pd.DataFr
     for col in ("user_id", "item_id"):
         if col not in df.columns:
             raise InvalidInputError(col, f"column is required; got columns {list(df.columns)}")
-    out = pd.DataFrame({
-        "user_id": _ids(df["user_id"], "user_id"),
-        "item_id": _ids(df["item_id"], "item_id"),
-    })
+    out = pd.DataFrame(
+        {
+            "user_id": _ids(df["user_id"], "user_id"),
+            "item_id": _ids(df["item_id"], "item_id"),
+        }
+    )
     if "timestamp" in df.columns:
         ts = df["timestamp"]
         if pd.api.types.is_datetime64_any_dtype(ts):
             ts = ts.astype("int64") // 10**9
         ts = pd.to_numeric(ts, errors="coerce")
         if ts.isna().any():
-            raise InvalidInputError("timestamp", f"{int(ts.isna().sum())} rows are not numbers or datetimes")
+            raise InvalidInputError(
+                "timestamp", f"{int(ts.isna().sum())} rows are not numbers or datetimes"
+            )
         out["timestamp"] = ts.astype("int64").to_numpy()
     else:
         out["timestamp"] = range(len(df))
-    kind = df["type"] if "type" in df.columns else df["event"] if "event" in df.columns else default_type
+    kind = (
+        df["type"]
+        if "type" in df.columns
+        else df["event"]
+        if "event" in df.columns
+        else default_type
+    )
     out["type"] = kind if isinstance(kind, str) else kind.astype(str).to_numpy()
     if "value" in df.columns:
         value = pd.to_numeric(df["value"], errors="coerce").astype("float64").to_numpy()

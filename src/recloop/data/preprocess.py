@@ -15,6 +15,7 @@ Examples
 >>> df["timestamp"].tolist()
 [10, 1704067200]
 """
+
 from __future__ import annotations
 
 import logging
@@ -85,19 +86,31 @@ class CleaningReport:
         dropped = dict(self.dropped)
         for reason, n in later.dropped.items():
             dropped[reason] = dropped.get(reason, 0) + n
-        return CleaningReport(self.rows_in, later.rows_out, dropped, {**later.examples, **self.examples})
+        return CleaningReport(
+            self.rows_in, later.rows_out, dropped, {**later.examples, **self.examples}
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rows_in": self.rows_in, "rows_out": self.rows_out, "dropped": dict(self.dropped),
-                "examples": dict(self.examples)}
+        return {
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "dropped": dict(self.dropped),
+            "examples": dict(self.examples),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CleaningReport:
-        return cls(int(d["rows_in"]), int(d["rows_out"]), {str(k): int(v) for k, v in dict(d.get("dropped", {})).items()},
-                   {str(k): str(v) for k, v in dict(d.get("examples", {})).items()})
+        return cls(
+            int(d["rows_in"]),
+            int(d["rows_out"]),
+            {str(k): int(v) for k, v in dict(d.get("dropped", {})).items()},
+            {str(k): str(v) for k, v in dict(d.get("examples", {})).items()},
+        )
 
     def __str__(self) -> str:
-        lines = [f"cleaning: {self.rows_in:,} rows in, {self.rows_out:,} out, {self.total_dropped:,} dropped"]
+        lines = [
+            f"cleaning: {self.rows_in:,} rows in, {self.rows_out:,} out, {self.total_dropped:,} dropped"
+        ]
         width = max((len(REASONS.get(r, r)) for r in self.dropped), default=0)
         for reason, n in self.dropped.items():
             line = f"  {REASONS.get(reason, reason):<{width}}  {n:>10,}"
@@ -108,6 +121,7 @@ class CleaningReport:
 
 
 # ------------------------------------------------------------------ column parsers
+
 
 def _short(value: object) -> str:
     text = repr(value.item() if isinstance(value, np.generic) else value)
@@ -136,12 +150,19 @@ def parse_ids(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         out = np.full(n, "", dtype=object)
         out[valid] = v[valid].astype(np.int64).astype(str).astype(object)
         return out, ~valid
-    if not pd.api.types.is_string_dtype(col) or pd.api.types.infer_dtype(col, skipna=True) not in ("string", "empty"):
+    if not pd.api.types.is_string_dtype(col) or pd.api.types.infer_dtype(col, skipna=True) not in (
+        "string",
+        "empty",
+    ):
         # mixed Python objects: decide one by one, the way ``events.parse_id`` would
         return _parse_mixed_ids(col.to_numpy(dtype=object))
     s = col.astype("string")
     length = s.str.len()
-    valid = (s.notna() & (s.str.strip().str.len() > 0) & (length <= MAX_ID_LENGTH)).fillna(False).to_numpy(dtype=bool)
+    valid = (
+        (s.notna() & (s.str.strip().str.len() > 0) & (length <= MAX_ID_LENGTH))
+        .fillna(False)
+        .to_numpy(dtype=bool)
+    )
     out = s.to_numpy(dtype=object, na_value="")
     return out, ~valid
 
@@ -184,17 +205,23 @@ def parse_timestamps(col: pd.Series, unit: TimestampUnit = "auto") -> np.ndarray
     columns are taken as UTC when naive.
     """
     if unit not in ("auto", *_UNITS):
-        raise InvalidInputError("timestamp_unit", f"must be one of auto, s, ms, us, ns, got {unit!r}")
+        raise InvalidInputError(
+            "timestamp_unit", f"must be one of auto, s, ms, us, ns, got {unit!r}"
+        )
     if isinstance(col.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_any_dtype(col):
         return _datetimes_to_seconds(col)
     if pd.api.types.is_bool_dtype(col):
         return np.full(len(col), np.nan)
     if pd.api.types.is_numeric_dtype(col):
         num = col.to_numpy(dtype=np.float64, na_value=np.nan)
-        return np.asarray(num * _UNITS[guess_unit(num) if unit == "auto" else unit], dtype=np.float64)
+        return np.asarray(
+            num * _UNITS[guess_unit(num) if unit == "auto" else unit], dtype=np.float64
+        )
     obj = col.astype(object)
     is_bool = obj.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
-    num = pd.to_numeric(obj.where(~is_bool, None), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    num = pd.to_numeric(obj.where(~is_bool, None), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
     out = num * _UNITS[guess_unit(num) if unit == "auto" else unit]
     todo = np.isnan(num) & obj.notna().to_numpy() & ~is_bool
     if todo.any():
@@ -209,7 +236,10 @@ def _datetimes_to_seconds(col: pd.Series) -> np.ndarray:
     if not isinstance(col.dtype, pd.DatetimeTZDtype):
         col = col.dt.tz_localize("UTC")
     delta = col - pd.Timestamp(0, tz="UTC")
-    return np.asarray((delta / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    return np.asarray(
+        (delta / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64, na_value=np.nan),
+        dtype=np.float64,
+    )
 
 
 def parse_values(col: pd.Series) -> np.ndarray:
@@ -218,12 +248,16 @@ def parse_values(col: pd.Series) -> np.ndarray:
         return np.full(len(col), np.nan)
     if col.dtype == object:  # True is not a rating: refuse booleans as events.parse_value does
         col = col.where(~col.map(lambda x: isinstance(x, (bool, np.bool_))).astype(bool), None)
-    v = np.array(pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    v = np.array(
+        pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
+        dtype=np.float64,
+    )
     v[~np.isfinite(v)] = np.nan
     return v
 
 
 # ------------------------------------------------------------------ clean
+
 
 @dataclass(frozen=True)
 class CleanOptions:
@@ -239,20 +273,41 @@ class CleanOptions:
     max_timestamp: float = MAX_TIMESTAMP
     max_invalid_fraction: float = 0.05
 
-    def apply(self, df: pd.DataFrame, *, timestamp_unit: TimestampUnit = "auto",
-              source: str = "data") -> tuple[pd.DataFrame, CleaningReport]:
+    def apply(
+        self, df: pd.DataFrame, *, timestamp_unit: TimestampUnit = "auto", source: str = "data"
+    ) -> tuple[pd.DataFrame, CleaningReport]:
         """``clean(df)`` with these options."""
-        return clean(df, timestamp_unit=timestamp_unit, default_type=self.default_type, types=self.types,
-                     duplicates=self.duplicates, drop_exact_duplicates=self.drop_exact_duplicates,
-                     bot_quantile=self.bot_quantile, k=self.k, min_timestamp=self.min_timestamp,
-                     max_timestamp=self.max_timestamp, max_invalid_fraction=self.max_invalid_fraction, source=source)
+        return clean(
+            df,
+            timestamp_unit=timestamp_unit,
+            default_type=self.default_type,
+            types=self.types,
+            duplicates=self.duplicates,
+            drop_exact_duplicates=self.drop_exact_duplicates,
+            bot_quantile=self.bot_quantile,
+            k=self.k,
+            min_timestamp=self.min_timestamp,
+            max_timestamp=self.max_timestamp,
+            max_invalid_fraction=self.max_invalid_fraction,
+            source=source,
+        )
 
 
-def clean(df: pd.DataFrame, *, timestamp_unit: TimestampUnit = "auto", default_type: str | None = None,
-          types: Iterable[str] | FeedbackMapping | None = None, duplicates: DuplicatePolicy = "keep",
-          drop_exact_duplicates: bool = True, bot_quantile: float | None = None, k: int | None = None,
-          min_timestamp: float = MIN_TIMESTAMP, max_timestamp: float = MAX_TIMESTAMP,
-          max_invalid_fraction: float = 0.05, source: str = "data") -> tuple[pd.DataFrame, CleaningReport]:
+def clean(
+    df: pd.DataFrame,
+    *,
+    timestamp_unit: TimestampUnit = "auto",
+    default_type: str | None = None,
+    types: Iterable[str] | FeedbackMapping | None = None,
+    duplicates: DuplicatePolicy = "keep",
+    drop_exact_duplicates: bool = True,
+    bot_quantile: float | None = None,
+    k: int | None = None,
+    min_timestamp: float = MIN_TIMESTAMP,
+    max_timestamp: float = MAX_TIMESTAMP,
+    max_invalid_fraction: float = 0.05,
+    source: str = "data",
+) -> tuple[pd.DataFrame, CleaningReport]:
     """Validate, normalise and filter an interaction table; report what was dropped and why.
 
     Parameters
@@ -290,16 +345,22 @@ def clean(df: pd.DataFrame, *, timestamp_unit: TimestampUnit = "auto", default_t
     if not isinstance(df, pd.DataFrame):
         raise InvalidInputError("df", f"must be a pandas DataFrame, got {type(df).__name__}")
     if duplicates not in ("keep", "first", "last", "sum"):
-        raise InvalidInputError("duplicates", f"must be one of keep, first, last, sum, got {duplicates!r}")
+        raise InvalidInputError(
+            "duplicates", f"must be one of keep, first, last, sum, got {duplicates!r}"
+        )
     if bot_quantile is not None and not 0 < bot_quantile < 1:
         raise InvalidInputError("bot_quantile", f"must be in (0, 1), got {bot_quantile!r}")
     if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
         raise InvalidInputError("k", f"must be an integer >= 1, got {k!r}")
     if not 0 <= max_invalid_fraction <= 1:
-        raise InvalidInputError("max_invalid_fraction", f"must be in [0, 1], got {max_invalid_fraction!r}")
+        raise InvalidInputError(
+            "max_invalid_fraction", f"must be in [0, 1], got {max_invalid_fraction!r}"
+        )
     for col in ("user_id", "item_id"):
         if col not in df.columns:
-            raise DataError(f"{source} has no {col} column; columns: {', '.join(map(str, df.columns))}")
+            raise DataError(
+                f"{source} has no {col} column; columns: {', '.join(map(str, df.columns))}"
+            )
     n = len(df)
     report = CleaningReport(rows_in=n, rows_out=n)
     bad = np.zeros(n, bool)
@@ -309,7 +370,9 @@ def clean(df: pd.DataFrame, *, timestamp_unit: TimestampUnit = "auto", default_t
         report.dropped[reason] = int(new.sum())
         if new.any():
             row = int(np.flatnonzero(new)[0])
-            report.examples[reason] = f"row {row + 1}: " + ", ".join(f"{c}={_short(df[c].iloc[row])}" for c in columns)
+            report.examples[reason] = f"row {row + 1}: " + ", ".join(
+                f"{c}={_short(df[c].iloc[row])}" for c in columns
+            )
         bad[:] |= new
 
     users, bad_u = parse_ids(df["user_id"])
@@ -331,7 +394,11 @@ def clean(df: pd.DataFrame, *, timestamp_unit: TimestampUnit = "auto", default_t
     type_col = "type" if "type" in df.columns else "event" if "event" in df.columns else None
     if type_col is not None:
         kinds = df[type_col].astype("string").str.strip()
-        allowed = None if types is None else set(types.types if isinstance(types, FeedbackMapping) else types)
+        allowed = (
+            None
+            if types is None
+            else set(types.types if isinstance(types, FeedbackMapping) else types)
+        )
         ok = kinds.notna() & (kinds.str.len() > 0) & (kinds.str.len() <= MAX_TYPE_LENGTH)
         if allowed is not None:
             ok &= kinds.isin(allowed)
@@ -344,17 +411,21 @@ def clean(df: pd.DataFrame, *, timestamp_unit: TimestampUnit = "auto", default_t
     if n and malformed / n > max_invalid_fraction:
         parts = ", ".join(f"{r} {c:,}" for r, c in report.dropped.items() if c)
         example = next((report.examples[r] for r in MALFORMED if r in report.examples), "")
-        raise DataError(f"{source}: {malformed:,} of {n:,} rows ({malformed / n:.1%}) are malformed, above the "
-                        f"{max_invalid_fraction:.0%} allowed ({parts}; first: {example})")
+        raise DataError(
+            f"{source}: {malformed:,} of {n:,} rows ({malformed / n:.1%}) are malformed, above the "
+            f"{max_invalid_fraction:.0%} allowed ({parts}; first: {example})"
+        )
 
     keep = ~bad
-    out = pd.DataFrame({
-        "user_id": pd.array(users[keep], dtype="str"),
-        "item_id": pd.array(items[keep], dtype="str"),
-        "timestamp": np.floor(ts[keep]).astype(np.int64),
-        "type": pd.array(kind_arr[keep], dtype="str"),
-        "value": values[keep],
-    })
+    out = pd.DataFrame(
+        {
+            "user_id": pd.array(users[keep], dtype="str"),
+            "item_id": pd.array(items[keep], dtype="str"),
+            "timestamp": np.floor(ts[keep]).astype(np.int64),
+            "type": pd.array(kind_arr[keep], dtype="str"),
+            "value": values[keep],
+        }
+    )
     out = out.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
     if drop_exact_duplicates:
@@ -398,7 +469,9 @@ def merge_duplicates(df: pd.DataFrame, policy: DuplicatePolicy) -> tuple[pd.Data
     raise InvalidInputError("duplicates", f"must be one of keep, first, last, sum, got {policy!r}")
 
 
-def k_core(df: pd.DataFrame, k: int, *, user_k: int | None = None, item_k: int | None = None) -> pd.DataFrame:
+def k_core(
+    df: pd.DataFrame, k: int, *, user_k: int | None = None, item_k: int | None = None
+) -> pd.DataFrame:
     """The largest subset where every user and every item has at least ``k`` rows.
 
     Removing a sparse user can make an item sparse and vice versa, so this repeats until
@@ -430,8 +503,14 @@ def k_core(df: pd.DataFrame, k: int, *, user_k: int | None = None, item_k: int |
     return df[keep].reset_index(drop=True)
 
 
-def to_implicit(df: pd.DataFrame, threshold: float | None = None, *, positive_types: Iterable[str] | None = None,
-                mapping: FeedbackMapping = DEFAULT_MAPPING, keep_negatives: bool = False) -> pd.DataFrame:
+def to_implicit(
+    df: pd.DataFrame,
+    threshold: float | None = None,
+    *,
+    positive_types: Iterable[str] | None = None,
+    mapping: FeedbackMapping = DEFAULT_MAPPING,
+    keep_negatives: bool = False,
+) -> pd.DataFrame:
     """Implicit feedback: label each row positive (1.0) or negative (0.0) and keep the positives.
 
     A rating is positive when its value reaches ``threshold`` (default: the mapping's
@@ -449,11 +528,21 @@ def to_implicit(df: pd.DataFrame, threshold: float | None = None, *, positive_ty
     if not isinstance(df, pd.DataFrame):
         raise InvalidInputError("df", f"must be a pandas DataFrame, got {type(df).__name__}")
     thr = mapping.rating_threshold if threshold is None else threshold
-    if isinstance(thr, bool) or not isinstance(thr, (int, float, np.number)) or not math.isfinite(float(thr)):
+    if (
+        isinstance(thr, bool)
+        or not isinstance(thr, (int, float, np.number))
+        or not math.isfinite(float(thr))
+    ):
         raise InvalidInputError("threshold", f"must be a finite number, got {threshold!r}")
-    kinds = df["type"].astype(str).to_numpy(dtype=object) if "type" in df.columns else np.full(len(df), "rating", dtype=object)
+    kinds = (
+        df["type"].astype(str).to_numpy(dtype=object)
+        if "type" in df.columns
+        else np.full(len(df), "rating", dtype=object)
+    )
     if "value" in df.columns:
-        values = pd.to_numeric(df["value"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        values = pd.to_numeric(df["value"], errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
     else:
         values = np.ones(len(df))
     label = np.zeros(len(df), np.float64)
@@ -470,7 +559,9 @@ def to_implicit(df: pd.DataFrame, threshold: float | None = None, *, positive_ty
         else:
             sig = mapping.signals.get(str(kind))
             if sig is None:
-                raise InvalidInputError("type", f"must be one of {', '.join(mapping.types)}, got {kind!r}")
+                raise InvalidInputError(
+                    "type", f"must be one of {', '.join(mapping.types)}, got {kind!r}"
+                )
             label[m] = 1.0 if sig.label > 0.5 else 0.0
     out = df.assign(label=label)
     if not keep_negatives:
@@ -479,6 +570,7 @@ def to_implicit(df: pd.DataFrame, threshold: float | None = None, *, positive_ty
 
 
 # ------------------------------------------------------------------ normalisation
+
 
 class Normalizer:
     """Numeric columns scaled with statistics fitted on training data only.
@@ -499,19 +591,28 @@ class Normalizer:
     [0.5, 1.5]
     """
 
-    def __init__(self, method: Literal["zscore", "minmax"] = "zscore", columns: Sequence[str] = ("value",)) -> None:
+    def __init__(
+        self, method: Literal["zscore", "minmax"] = "zscore", columns: Sequence[str] = ("value",)
+    ) -> None:
         if method not in ("zscore", "minmax"):
             raise InvalidInputError("method", f"must be zscore or minmax, got {method!r}")
         if isinstance(columns, str) or not columns:
-            raise InvalidInputError("columns", f"must be a non-empty list of column names, got {columns!r}")
+            raise InvalidInputError(
+                "columns", f"must be a non-empty list of column names, got {columns!r}"
+            )
         self.method = method
         self.columns = tuple(columns)
         self.stats_: dict[str, tuple[float, float]] | None = None
 
     def _column(self, df: pd.DataFrame, col: str) -> np.ndarray:
         if col not in df.columns:
-            raise InvalidInputError(col, f"column not found; columns: {', '.join(map(str, df.columns))}")
-        return np.asarray(pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan), np.float64)
+            raise InvalidInputError(
+                col, f"column not found; columns: {', '.join(map(str, df.columns))}"
+            )
+        return np.asarray(
+            pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan),
+            np.float64,
+        )
 
     def fit(self, df: pd.DataFrame) -> Normalizer:
         """Learn each column's centre and scale (non-finite values ignored)."""
@@ -547,8 +648,11 @@ class Normalizer:
         return df.assign(**{c: self._column(df, c) * s + m for c, (m, s) in stats.items()})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "columns": list(self.columns),
-                "stats": {c: list(v) for c, v in self._stats().items()}}
+        return {
+            "method": self.method,
+            "columns": list(self.columns),
+            "stats": {c: list(v) for c, v in self._stats().items()},
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Normalizer:

@@ -17,6 +17,7 @@ Examples
 >>> 0 <= truth.cluster_of(row["user_id"], row["timestamp"]) < 4
 True
 """
+
 from __future__ import annotations
 
 import json
@@ -89,7 +90,11 @@ class SynthConfig:
 
         def integer(name: str, lo: int) -> None:
             v = getattr(self, name)
-            need(name, bool(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= lo), f"an integer >= {lo}")
+            need(
+                name,
+                bool(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= lo),
+                f"an integer >= {lo}",
+            )
 
         integer("n_users", 1)
         integer("n_items", 1)
@@ -100,21 +105,39 @@ class SynthConfig:
         for name in ("in_cluster", "new_user_share", "new_item_share", "drift_share", "drift_at"):
             v = getattr(self, name)
             need(name, isinstance(v, (int, float)) and 0 <= v <= 1, "a fraction in [0, 1]")
-        need("new_user_share", self.new_user_share < 1, "below 1 (someone must be there at the start)")
-        need("drift_share", self.drift_share == 0 or self.n_clusters >= 2, "0 with a single cluster")
+        need(
+            "new_user_share",
+            self.new_user_share < 1,
+            "below 1 (someone must be there at the start)",
+        )
+        need(
+            "drift_share", self.drift_share == 0 or self.n_clusters >= 2, "0 with a single cluster"
+        )
         for name in ("zipf_a", "activity_sigma"):
             v = getattr(self, name)
             need(name, isinstance(v, (int, float)) and 0 <= v <= 10, "a number in [0, 10]")
         for name in ("session_mean", "days"):
             v = getattr(self, name)
             need(name, isinstance(v, (int, float)) and 1e-6 <= v <= 1e6, "a number in (0, 1e6]")
-        need("gap_seconds", isinstance(self.gap_seconds, (int, float)) and 0 <= self.gap_seconds <= 1e6, "a number in [0, 1e6]")
-        need("start", isinstance(self.start, (int, np.integer)) and 0 <= self.start <= 4_000_000_000,
-             "epoch seconds between 1970 and 2096")
+        need(
+            "gap_seconds",
+            isinstance(self.gap_seconds, (int, float)) and 0 <= self.gap_seconds <= 1e6,
+            "a number in [0, 1e6]",
+        )
+        need(
+            "start",
+            isinstance(self.start, (int, np.integer)) and 0 <= self.start <= 4_000_000_000,
+            "epoch seconds between 1970 and 2096",
+        )
         types = dict(self.event_types)
-        need("event_types", bool(types) and all(isinstance(k, str) and k for k in types)
-             and all(isinstance(v, (int, float)) and v >= 0 for v in types.values()) and sum(types.values()) > 0,
-             "a non-empty mapping of event type -> share >= 0")
+        need(
+            "event_types",
+            bool(types)
+            and all(isinstance(k, str) and k for k in types)
+            and all(isinstance(v, (int, float)) and v >= 0 for v in types.values())
+            and sum(types.values()) > 0,
+            "a non-empty mapping of event type -> share >= 0",
+        )
 
 
 @dataclass
@@ -138,15 +161,24 @@ class GroundTruth:
 
     def cluster_of(self, user_id: str, at: float) -> int:
         """The cluster whose items ``user_id`` mostly picks at time ``at``."""
-        return self.user_cluster_after[user_id] if at >= self.drift_time else self.user_cluster[user_id]
+        return (
+            self.user_cluster_after[user_id]
+            if at >= self.drift_time
+            else self.user_cluster[user_id]
+        )
 
     def items_of(self, cluster: int) -> list[str]:
         return [i for i, c in self.item_cluster.items() if c == cluster]
 
     def summary(self) -> dict[str, Any]:
-        return {"n_clusters": self.n_clusters, "drift_time": self.drift_time,
-                "drifted_users": len(self.drifted_users), "users": len(self.user_cluster),
-                "items": len(self.item_cluster), "in_cluster": self.config.get("in_cluster")}
+        return {
+            "n_clusters": self.n_clusters,
+            "drift_time": self.drift_time,
+            "drifted_users": len(self.drifted_users),
+            "users": len(self.user_cluster),
+            "items": len(self.item_cluster),
+            "in_cluster": self.config.get("in_cluster"),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, **asdict(self)}
@@ -156,14 +188,17 @@ class GroundTruth:
         if d.get("format") != FORMAT:
             raise DataError(f"ground truth format {d.get('format')!r} is not {FORMAT!r}")
         try:
-            return cls(n_clusters=int(d["n_clusters"]),
-                       user_cluster={str(k): int(v) for k, v in d["user_cluster"].items()},
-                       user_cluster_after={str(k): int(v) for k, v in d["user_cluster_after"].items()},
-                       item_cluster={str(k): int(v) for k, v in d["item_cluster"].items()},
-                       drift_time=int(d["drift_time"]), drifted_users=[str(u) for u in d["drifted_users"]],
-                       user_arrival={str(k): int(v) for k, v in d["user_arrival"].items()},
-                       item_arrival={str(k): int(v) for k, v in d["item_arrival"].items()},
-                       config=dict(d.get("config", {})))
+            return cls(
+                n_clusters=int(d["n_clusters"]),
+                user_cluster={str(k): int(v) for k, v in d["user_cluster"].items()},
+                user_cluster_after={str(k): int(v) for k, v in d["user_cluster_after"].items()},
+                item_cluster={str(k): int(v) for k, v in d["item_cluster"].items()},
+                drift_time=int(d["drift_time"]),
+                drifted_users=[str(u) for u in d["drifted_users"]],
+                user_arrival={str(k): int(v) for k, v in d["user_arrival"].items()},
+                item_arrival={str(k): int(v) for k, v in d["item_arrival"].items()},
+                config=dict(d.get("config", {})),
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataError(f"ground truth is incomplete or malformed: {exc!r}") from exc
 
@@ -175,10 +210,14 @@ def _zipf(n: int, a: float) -> np.ndarray:
 def _pick_prefix(rng: np.random.Generator, cumw: np.ndarray, n_avail: np.ndarray) -> np.ndarray:
     """For each row, a position in ``0 .. n_avail-1`` drawn by the weights behind ``cumw``."""
     r = rng.random(len(n_avail)) * cumw[n_avail - 1]
-    return np.asarray(np.minimum(np.searchsorted(cumw, r, side="right"), n_avail - 1), dtype=np.int64)
+    return np.asarray(
+        np.minimum(np.searchsorted(cumw, r, side="right"), n_avail - 1), dtype=np.int64
+    )
 
 
-def generate(config: SynthConfig | None = None, *, show_progress: bool = False) -> tuple[Dataset, GroundTruth]:
+def generate(
+    config: SynthConfig | None = None, *, show_progress: bool = False
+) -> tuple[Dataset, GroundTruth]:
     """Generate a log (a ``Dataset`` sorted by time) and its ``GroundTruth``.
 
     Deterministic for a given ``config`` (its ``seed`` included); about a second for
@@ -190,7 +229,14 @@ def generate(config: SynthConfig | None = None, *, show_progress: bool = False) 
     t0 = float(cfg.start)
     span = cfg.days * 86_400.0
     drift_time = int(t0 + cfg.drift_at * span)
-    bar = tqdm(total=4, desc="synthesising", disable=not show_progress, file=sys.stderr, leave=False, unit="step")
+    bar = tqdm(
+        total=4,
+        desc="synthesising",
+        disable=not show_progress,
+        file=sys.stderr,
+        leave=False,
+        unit="step",
+    )
 
     # items: clusters of (nearly) equal size, a popularity rank inside each, some arrive late
     item_cluster = rng.permutation(np.arange(n_i) % n_c)
@@ -214,7 +260,11 @@ def generate(config: SynthConfig | None = None, *, show_progress: bool = False) 
     user_arrival[new] = t0 + rng.random(n_new) * span
     eligible = np.flatnonzero(user_arrival < drift_time)
     n_drift = min(len(eligible), int(round(cfg.drift_share * n_u)))
-    drifted = np.sort(rng.choice(eligible, size=n_drift, replace=False)) if n_drift else np.zeros(0, np.int64)
+    drifted = (
+        np.sort(rng.choice(eligible, size=n_drift, replace=False))
+        if n_drift
+        else np.zeros(0, np.int64)
+    )
     cluster_after = user_cluster.copy()
     if n_drift:
         cluster_after[drifted] = (user_cluster[drifted] + rng.integers(1, n_c, n_drift)) % n_c
@@ -261,27 +311,46 @@ def generate(config: SynthConfig | None = None, *, show_progress: bool = False) 
 
     kinds = list(cfg.event_types)
     shares = np.asarray([cfg.event_types[k] for k in kinds], np.float64)
-    ev_type = np.asarray(kinds, dtype=object)[rng.choice(len(kinds), size=n_e, p=shares / shares.sum())] \
-        if len(kinds) > 1 else np.full(n_e, kinds[0], dtype=object)
+    ev_type = (
+        np.asarray(kinds, dtype=object)[rng.choice(len(kinds), size=n_e, p=shares / shares.sum())]
+        if len(kinds) > 1
+        else np.full(n_e, kinds[0], dtype=object)
+    )
     user_ids = np.asarray([f"u{u}" for u in range(n_u)], dtype=object)
     item_ids = np.asarray([f"i{i}" for i in range(n_i)], dtype=object)
     order = np.argsort(ev_time, kind="stable")
-    inter = pd.DataFrame({
-        "user_id": pd.array(user_ids[ev_user[order]], dtype="str"),
-        "item_id": pd.array(item_ids[ev_item[order]], dtype="str"),
-        "timestamp": ev_time[order],
-        "type": pd.array(ev_type[order], dtype="str"),
-        "value": np.ones(n_e),
-    }, columns=list(COLUMNS))
-    items = pd.DataFrame({"title": [f"Item {i} (cluster {c})" for i, c in enumerate(item_cluster)],
-                          "genres": [f"cluster-{c}" for c in item_cluster], "cluster": item_cluster,
-                          "arrival": item_arrival.astype(np.int64), "popularity": pop},
-                         index=pd.Index(item_ids, name="item_id", dtype="str"))
+    inter = pd.DataFrame(
+        {
+            "user_id": pd.array(user_ids[ev_user[order]], dtype="str"),
+            "item_id": pd.array(item_ids[ev_item[order]], dtype="str"),
+            "timestamp": ev_time[order],
+            "type": pd.array(ev_type[order], dtype="str"),
+            "value": np.ones(n_e),
+        },
+        columns=list(COLUMNS),
+    )
+    items = pd.DataFrame(
+        {
+            "title": [f"Item {i} (cluster {c})" for i, c in enumerate(item_cluster)],
+            "genres": [f"cluster-{c}" for c in item_cluster],
+            "cluster": item_cluster,
+            "arrival": item_arrival.astype(np.int64),
+            "popularity": pop,
+        },
+        index=pd.Index(item_ids, name="item_id", dtype="str"),
+    )
     is_drifted = np.zeros(n_u, bool)
     is_drifted[drifted] = True
-    users = pd.DataFrame({"cluster": user_cluster, "cluster_after": cluster_after, "drifted": is_drifted,
-                          "arrival": user_arrival.astype(np.int64), "activity": activity},
-                         index=pd.Index(user_ids, name="user_id", dtype="str"))
+    users = pd.DataFrame(
+        {
+            "cluster": user_cluster,
+            "cluster_after": cluster_after,
+            "drifted": is_drifted,
+            "arrival": user_arrival.astype(np.int64),
+            "activity": activity,
+        },
+        index=pd.Index(user_ids, name="user_id", dtype="str"),
+    )
     truth = GroundTruth(
         n_clusters=n_c,
         user_cluster=dict(zip(user_ids.tolist(), user_cluster.tolist())),
@@ -295,11 +364,19 @@ def generate(config: SynthConfig | None = None, *, show_progress: bool = False) 
     )
     bar.update(1)
     bar.close()
-    ds = Dataset(inter, items, users, name=f"synthetic-{cfg.seed}", meta={"source": "synthetic", "truth": truth})
+    ds = Dataset(
+        inter,
+        items,
+        users,
+        name=f"synthetic-{cfg.seed}",
+        meta={"source": "synthetic", "truth": truth},
+    )
     return ds, truth
 
 
-def write_synthetic(folder: str | Path, ds: Dataset, truth: GroundTruth, *, overwrite: bool = False) -> Path:
+def write_synthetic(
+    folder: str | Path, ds: Dataset, truth: GroundTruth, *, overwrite: bool = False
+) -> Path:
     """Write ``events.parquet``, ``items.parquet``, ``users.parquet`` and ``truth.json`` to ``folder``.
 
     A folder that holds anything else is refused; an earlier synthetic set in it is
@@ -312,9 +389,13 @@ def write_synthetic(folder: str | Path, ds: Dataset, truth: GroundTruth, *, over
         present = {p.name for p in folder.iterdir()}
         others = sorted(present - set(FILES))
         if others:
-            raise DataError(f"{folder} is not empty (it holds {others[0]}); choose a new or empty folder")
+            raise DataError(
+                f"{folder} is not empty (it holds {others[0]}); choose a new or empty folder"
+            )
         if present and not overwrite:
-            raise DataError(f"{folder} already holds a synthetic data set; pass overwrite (--force) to replace it")
+            raise DataError(
+                f"{folder} already holds a synthetic data set; pass overwrite (--force) to replace it"
+            )
     folder.mkdir(parents=True, exist_ok=True)
 
     def put(name: str, write: Any) -> None:
@@ -342,11 +423,32 @@ def load_synthetic(folder: str | Path) -> tuple[Dataset, GroundTruth]:
         raise DataError(f"{folder / 'truth.json'} could not be read: {exc}") from exc
     try:
         raw = pd.read_parquet(folder / "events.parquet")
-        items = pd.read_parquet(folder / "items.parquet") if (folder / "items.parquet").is_file() else None
-        users = pd.read_parquet(folder / "users.parquet") if (folder / "users.parquet").is_file() else None
+        items = (
+            pd.read_parquet(folder / "items.parquet")
+            if (folder / "items.parquet").is_file()
+            else None
+        )
+        users = (
+            pd.read_parquet(folder / "users.parquet")
+            if (folder / "users.parquet").is_file()
+            else None
+        )
     except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise DataError(f"{folder} holds an unreadable parquet file: {' '.join(str(exc).split())}") from exc
-    inter, report = clean(raw, timestamp_unit="s", drop_exact_duplicates=False, max_invalid_fraction=0.0, source=str(folder / "events.parquet"))
-    ds = Dataset(inter, items, users, name=folder.name,
-                 meta={"source": str(folder), "cleaning": report, "truth": truth})
+        raise DataError(
+            f"{folder} holds an unreadable parquet file: {' '.join(str(exc).split())}"
+        ) from exc
+    inter, report = clean(
+        raw,
+        timestamp_unit="s",
+        drop_exact_duplicates=False,
+        max_invalid_fraction=0.0,
+        source=str(folder / "events.parquet"),
+    )
+    ds = Dataset(
+        inter,
+        items,
+        users,
+        name=folder.name,
+        meta={"source": str(folder), "cleaning": report, "truth": truth},
+    )
     return ds, truth

@@ -13,6 +13,7 @@ Examples
 >>> ds.interactions[["user_id", "item_id", "timestamp"]].values.tolist()
 [['1', 'a', 1700000000], ['2', 'b', 1700000001]]
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,11 +37,34 @@ log = logging.getLogger(__name__)
 
 #: Names ``load`` knows besides paths.
 NAMES = ("movielens-100k",)
-_ALIASES = {"movielens-100k": "movielens-100k", "ml-100k": "movielens-100k", "movielens100k": "movielens-100k"}
+_ALIASES = {
+    "movielens-100k": "movielens-100k",
+    "ml-100k": "movielens-100k",
+    "movielens100k": "movielens-100k",
+}
 #: Column names recognised without a mapping (compared case-insensitively), per canonical column.
 CANDIDATES: dict[str, tuple[str, ...]] = {
-    "user_id": ("user_id", "userid", "user", "uid", "customer_id", "visitorid", "visitor_id", "session_id"),
-    "item_id": ("item_id", "itemid", "item", "iid", "movie_id", "movieid", "product_id", "productid", "sku"),
+    "user_id": (
+        "user_id",
+        "userid",
+        "user",
+        "uid",
+        "customer_id",
+        "visitorid",
+        "visitor_id",
+        "session_id",
+    ),
+    "item_id": (
+        "item_id",
+        "itemid",
+        "item",
+        "iid",
+        "movie_id",
+        "movieid",
+        "product_id",
+        "productid",
+        "sku",
+    ),
     "timestamp": ("timestamp", "time", "ts", "datetime", "date", "event_time", "created_at"),
     "type": ("type", "event", "event_type", "action", "behavior_type"),
     "value": ("value", "rating", "score", "weight"),
@@ -51,7 +75,14 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".parquet", ".pq
 @contextmanager
 def stages(names: list[str], show_progress: bool, desc: str) -> Iterator[Any]:
     """A progress bar over named steps (to stderr); yields ``step(name)`` to call as each starts."""
-    bar = tqdm(total=len(names), desc=desc, disable=not show_progress, file=sys.stderr, leave=False, unit="step")
+    bar = tqdm(
+        total=len(names),
+        desc=desc,
+        disable=not show_progress,
+        file=sys.stderr,
+        leave=False,
+        unit="step",
+    )
     started: list[str] = []
 
     def step(name: str) -> None:
@@ -69,7 +100,10 @@ def stages(names: list[str], show_progress: bool, desc: str) -> Iterator[Any]:
 
 def _suffix(path: Path) -> str:
     name = path.name.lower()
-    return next((s for s in sorted(TABLE_SUFFIXES, key=len, reverse=True) if name.endswith(s)), path.suffix.lower())
+    return next(
+        (s for s in sorted(TABLE_SUFFIXES, key=len, reverse=True) if name.endswith(s)),
+        path.suffix.lower(),
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -98,7 +132,9 @@ def _sep(path: Path, sep: str | None) -> str:
     return "\t" if _suffix(path) in (".tsv", ".tsv.gz") else ","
 
 
-def resolve_mapping(columns: list[str], mapping: Mapping[str, str] | None, source: str) -> dict[str, str]:
+def resolve_mapping(
+    columns: list[str], mapping: Mapping[str, str] | None, source: str
+) -> dict[str, str]:
     """Canonical column -> source column: the given ``mapping``, the rest found by name.
 
     Raises ``DataError`` naming a mapped column that the source lacks, a key that is not a
@@ -109,34 +145,46 @@ def resolve_mapping(columns: list[str], mapping: Mapping[str, str] | None, sourc
         if key not in COLUMNS:
             raise DataError(f"mapping key {key!r} is not one of {', '.join(COLUMNS)}")
         if col not in columns:
-            raise DataError(f"column {col!r} (mapped to {key}) not found in {source}; columns: {', '.join(columns)}")
+            raise DataError(
+                f"column {col!r} (mapped to {key}) not found in {source}; columns: {', '.join(columns)}"
+            )
     used = set(mapping.values())
     lower = {c.lower(): c for c in reversed(columns)}
     for key in COLUMNS:
         if key in mapping:
             continue
-        found = next((lower[c] for c in CANDIDATES[key] if c in lower and lower[c] not in used), None)
+        found = next(
+            (lower[c] for c in CANDIDATES[key] if c in lower and lower[c] not in used), None
+        )
         if found is not None:
             mapping[key] = found
             used.add(found)
     for key in ("user_id", "item_id"):
         if key not in mapping:
-            raise DataError(f"no {key} column in {source} (columns: {', '.join(columns)}); "
-                            f"name it in the mapping, e.g. {key}=COLUMN")
+            raise DataError(
+                f"no {key} column in {source} (columns: {', '.join(columns)}); "
+                f"name it in the mapping, e.g. {key}=COLUMN"
+            )
     return mapping
 
 
-def read_table(path: str | Path, mapping: Mapping[str, str] | None = None, *, sep: str | None = None) -> pd.DataFrame:
+def read_table(
+    path: str | Path, mapping: Mapping[str, str] | None = None, *, sep: str | None = None
+) -> pd.DataFrame:
     """Read a CSV or Parquet file's mapped columns, renamed to the canonical names (not cleaned)."""
     return _read_table(Path(path), mapping, sep)[0]
 
 
-def _read_table(path: Path, mapping: Mapping[str, str] | None, sep: str | None) -> tuple[pd.DataFrame, dict[str, str]]:
+def _read_table(
+    path: Path, mapping: Mapping[str, str] | None, sep: str | None
+) -> tuple[pd.DataFrame, dict[str, str]]:
     if not path.is_file():
         raise DataError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
     kind = _suffix(path)
     if kind not in TABLE_SUFFIXES:
-        raise DataError(f"{path}: unsupported file type {kind or '(none)'}; expected one of {', '.join(TABLE_SUFFIXES)}")
+        raise DataError(
+            f"{path}: unsupported file type {kind or '(none)'}; expected one of {', '.join(TABLE_SUFFIXES)}"
+        )
     columns = _columns_of(path, sep)
     cols = resolve_mapping(columns, mapping, path.name)
     rename = {src: key for key, src in cols.items()}
@@ -149,8 +197,15 @@ def _read_table(path: Path, mapping: Mapping[str, str] | None, sep: str | None) 
                 # more fields than header names: pandas would shift the columns or drop data; refuse.
                 # (``usecols`` would hide such rows, so every column is read, then the mapped ones kept.)
                 warnings.simplefilter("error", pd.errors.ParserWarning)
-                frame = pd.read_csv(path, sep=_sep(path, sep), dtype=ids, keep_default_na=True, engine="c",
-                                    encoding_errors="replace", index_col=False)[list(rename)]
+                frame = pd.read_csv(
+                    path,
+                    sep=_sep(path, sep),
+                    dtype=ids,
+                    keep_default_na=True,
+                    engine="c",
+                    encoding_errors="replace",
+                    index_col=False,
+                )[list(rename)]
     except Exception as exc:
         raise DataError(f"{path} is malformed: {_one_line(exc)}") from exc
     return frame.rename(columns=rename), cols
@@ -164,8 +219,11 @@ def _read_metadata(path: str | Path | None, key: str) -> pd.DataFrame | None:
     if not path.is_file():
         raise DataError(f"{path} does not exist")
     try:
-        frame = pd.read_parquet(path) if _suffix(path) in (".parquet", ".pq") else \
-            pd.read_csv(path, sep=_sep(path, None), dtype=str, keep_default_na=False)
+        frame = (
+            pd.read_parquet(path)
+            if _suffix(path) in (".parquet", ".pq")
+            else pd.read_csv(path, sep=_sep(path, None), dtype=str, keep_default_na=False)
+        )
     except Exception as exc:
         raise DataError(f"{path} could not be read: {_one_line(exc)}") from exc
     lower = {str(c).lower(): c for c in frame.columns}
@@ -174,9 +232,17 @@ def _read_metadata(path: str | Path | None, key: str) -> pd.DataFrame | None:
     return frame.rename(columns={col: key}).drop_duplicates(subset=key).set_index(key)
 
 
-def load_table(path: str | Path, mapping: Mapping[str, str] | None = None, timestamp_unit: TimestampUnit = "auto", *,
-               cleaning: CleanOptions | None = None, sep: str | None = None, items: str | Path | None = None,
-               users: str | Path | None = None, show_progress: bool = False) -> Dataset:
+def load_table(
+    path: str | Path,
+    mapping: Mapping[str, str] | None = None,
+    timestamp_unit: TimestampUnit = "auto",
+    *,
+    cleaning: CleanOptions | None = None,
+    sep: str | None = None,
+    items: str | Path | None = None,
+    users: str | Path | None = None,
+    show_progress: bool = False,
+) -> Dataset:
     """Load a CSV or Parquet interaction log with a column mapping, and clean it.
 
     Parameters
@@ -211,16 +277,28 @@ def load_table(path: str | Path, mapping: Mapping[str, str] | None = None, times
         inter, report = opts.apply(raw, timestamp_unit=timestamp_unit, source=path.name)
     if len(inter) == 0:
         raise DataError(f"{path} has no valid interactions ({report.rows_in:,} rows read)")
-    return Dataset(inter, _read_metadata(items, "item_id"), _read_metadata(users, "user_id"), name=path.name,
-                   meta={"source": str(path), "cleaning": report, "mapping": cols})
+    return Dataset(
+        inter,
+        _read_metadata(items, "item_id"),
+        _read_metadata(users, "user_id"),
+        name=path.name,
+        meta={"source": str(path), "cleaning": report, "mapping": cols},
+    )
 
 
 def _is_synthetic(folder: Path) -> bool:
     return (folder / "events.parquet").is_file() and (folder / "truth.json").is_file()
 
 
-def load(name_or_path: str | Path, mapping: Mapping[str, str] | None = None, *, timestamp_unit: TimestampUnit = "auto",
-         cleaning: CleanOptions | None = None, show_progress: bool = False, cache: Path | None = None) -> Dataset:
+def load(
+    name_or_path: str | Path,
+    mapping: Mapping[str, str] | None = None,
+    *,
+    timestamp_unit: TimestampUnit = "auto",
+    cleaning: CleanOptions | None = None,
+    show_progress: bool = False,
+    cache: Path | None = None,
+) -> Dataset:
     """Load a data set by name or path, cleaned, with its metadata and ``meta["cleaning"]`` report.
 
     Parameters
@@ -245,21 +323,29 @@ def load(name_or_path: str | Path, mapping: Mapping[str, str] | None = None, *, 
         from recloop.data.movielens import load_movielens_100k
 
         if mapping:
-            raise DataError(f"a column mapping applies to CSV or Parquet files, not to {name_or_path}")
+            raise DataError(
+                f"a column mapping applies to CSV or Parquet files, not to {name_or_path}"
+            )
         with stages(["fetch", "clean"], show_progress, key) as step:
             step("fetch")
             ds = load_movielens_100k(cache)
             step("clean")
-            inter, report = (cleaning or CleanOptions()).apply(ds.interactions, timestamp_unit="s", source=ds.name)
+            inter, report = (cleaning or CleanOptions()).apply(
+                ds.interactions, timestamp_unit="s", source=ds.name
+            )
         ds.interactions = inter
         ds.meta.update(source="movielens-100k (offline mirror)", cleaning=report)
         return ds
     if not path.exists():
         if path.suffix or path.parent != Path("."):
             raise DataError(f"{name_or_path} does not exist")
-        raise DataError(f"unknown dataset {str(name_or_path)!r}: not a file or folder, and not one of {', '.join(NAMES)}")
+        raise DataError(
+            f"unknown dataset {str(name_or_path)!r}: not a file or folder, and not one of {', '.join(NAMES)}"
+        )
     if path.is_file() and _suffix(path) in TABLE_SUFFIXES:
-        return load_table(path, mapping, timestamp_unit, cleaning=cleaning, show_progress=show_progress)
+        return load_table(
+            path, mapping, timestamp_unit, cleaning=cleaning, show_progress=show_progress
+        )
     if mapping:
         raise DataError(f"a column mapping applies to CSV or Parquet files, not to {path}")
     if path.is_dir() and _is_synthetic(path):
@@ -274,8 +360,10 @@ def load(name_or_path: str | Path, mapping: Mapping[str, str] | None = None, *, 
             step("read")
             ds = load_grouplens(path)
     else:
-        raise DataError(f"{path}: unsupported file type {_suffix(path) or '(none)'}; expected a folder, a .zip, "
-                        f"or one of {', '.join(TABLE_SUFFIXES)}")
+        raise DataError(
+            f"{path}: unsupported file type {_suffix(path) or '(none)'}; expected a folder, a .zip, "
+            f"or one of {', '.join(TABLE_SUFFIXES)}"
+        )
     if cleaning is not None:
         inter, extra = cleaning.apply(ds.interactions, timestamp_unit="s", source=ds.name)
         first = ds.meta.get("cleaning")
@@ -307,12 +395,27 @@ def summarize(ds: Dataset) -> dict[str, Any]:
         "distinct_pairs": pairs,
         "density": pairs / cells if cells else 0.0,
         "sparsity": 1 - pairs / cells if cells else 1.0,
-        "time_span": {"first": _date(ts.min()), "last": _date(ts.max()),
-                      "days": round(float(ts.max() - ts.min()) / 86400, 1)},
+        "time_span": {
+            "first": _date(ts.min()),
+            "last": _date(ts.max()),
+            "days": round(float(ts.max() - ts.min()) / 86400, 1),
+        },
         "event_types": {str(k): int(v) for k, v in inter["type"].value_counts().items()},
-        "value": {"min": float(values.min()), "mean": round(float(values.mean()), 4), "max": float(values.max())},
-        "per_user": {"min": int(per_user.min()), "median": float(np.median(per_user)), "max": int(per_user.max())},
-        "per_item": {"min": int(per_item.min()), "median": float(np.median(per_item)), "max": int(per_item.max())},
+        "value": {
+            "min": float(values.min()),
+            "mean": round(float(values.mean()), 4),
+            "max": float(values.max()),
+        },
+        "per_user": {
+            "min": int(per_user.min()),
+            "median": float(np.median(per_user)),
+            "max": int(per_user.max()),
+        },
+        "per_item": {
+            "min": int(per_item.min()),
+            "median": float(np.median(per_item)),
+            "max": int(per_item.max()),
+        },
         "item_metadata": _meta_summary(ds.items),
         "user_metadata": _meta_summary(ds.users),
     }

@@ -3,6 +3,7 @@
 A vocabulary only grows: an unseen id gets the next index, and an index once given
 is never renumbered, so embedding rows stay attached to their ids across save/load.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -74,5 +75,7 @@ class Vocab:
         v = cls(ids)
         if len(v) != len(ids):
             dup = next(k for n, k in enumerate(ids) if v.index(k) != n)
-            raise DataError(f"vocabulary list has duplicate ids (first: {dup!r}); a saved vocabulary is corrupted")
+            raise DataError(
+                f"vocabulary list has duplicate ids (first: {dup!r}); a saved vocabulary is corrupted"
+            )
         return v

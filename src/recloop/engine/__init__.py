@@ -1,4 +1,5 @@
 """The ``Recommender`` facade."""
+
 from recloop.engine.recommender import Recommender
 
 __all__ = ["Recommender"]

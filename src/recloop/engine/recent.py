@@ -5,6 +5,7 @@ events, so after ``half_life`` more events an old one weighs half as much; only 
 ranking matters, so the weights are never divided back down, except to rebase them
 before they overflow. Updating costs one add per event, not a pass over the catalogue.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,8 +25,8 @@ class RecentCounts:
             raise ConfigError(f"popularity_half_life must be an integer >= 0, got {half_life!r}")
         self.half_life = half_life
         self.values = np.zeros(0, np.float64)
-        self.n = 0       # positive events counted so far
-        self.base = 0    # the event number whose weight is 1
+        self.n = 0  # positive events counted so far
+        self.base = 0  # the event number whose weight is 1
 
     def _ensure(self, size: int) -> None:
         if size > len(self.values):  # geometric growth: items arriving one by one stay linear
@@ -63,14 +64,22 @@ class RecentCounts:
         self.n = self.base = len(items)
         self._ensure(n_items)
         if len(items):
-            w = np.exp2((np.arange(1, len(items) + 1) - len(items)) / self.half_life) if self.half_life else None
-            self.values[:n_items] = np.bincount(np.asarray(items, np.int64), weights=w, minlength=n_items)[:n_items]
+            w = (
+                np.exp2((np.arange(1, len(items) + 1) - len(items)) / self.half_life)
+                if self.half_life
+                else None
+            )
+            self.values[:n_items] = np.bincount(
+                np.asarray(items, np.int64), weights=w, minlength=n_items
+            )[:n_items]
 
     def scores(self, n_items: int, counts: np.ndarray) -> np.ndarray:
         """(n_items,) float32 ranking scores: recent popularity, ties broken by all-time
         ``counts`` (one per item)."""
         v = np.zeros(n_items)
-        m = min(n_items, len(self.values))  # items seen only in non-positive events have no count yet
+        m = min(
+            n_items, len(self.values)
+        )  # items seen only in non-positive events have no count yet
         v[:m] = self.values[:m]
         top = float(v.max()) if n_items else 0.0
         tie = np.log1p(counts)

@@ -4,6 +4,7 @@ It owns the id vocabularies, every user's history and seen items, and the lock t
 makes ``recommend`` safe while ``update`` runs. Scoring is the model's; parameter
 updates are the ``OnlineLearner``'s.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,10 +22,18 @@ import torch
 
 from recloop.data.dataset import as_interactions
 from recloop.data.vocab import Vocab
-from recloop.errors import InvalidInputError, NotFittedError
-from recloop.events import (DEFAULT_MAPPING, Event, EventColumns, FeedbackMapping, parse_event, parse_event_columns,
-                            parse_id, parse_value)
 from recloop.engine.recent import RecentCounts
+from recloop.errors import InvalidInputError, NotFittedError
+from recloop.events import (
+    DEFAULT_MAPPING,
+    Event,
+    EventColumns,
+    FeedbackMapping,
+    parse_event,
+    parse_event_columns,
+    parse_id,
+    parse_value,
+)
 from recloop.models import FitOptions, RecModel, TrainData, create
 from recloop.online import OnlineConfig, OnlineLearner
 
@@ -33,8 +42,9 @@ MAX_K = 1000
 FORMAT_VERSION = 1
 
 
-def known_history(hist: list[np.ndarray], times: list[np.ndarray] | None,
-                  n_items: int) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]]]:
+def known_history(
+    hist: list[np.ndarray], times: list[np.ndarray] | None, n_items: int
+) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]]]:
     """Histories without the items a model has no row for yet (tables grow lazily, in the
     learner's step), and the keyword arguments that pass their timestamps, cut alike, to
     ``score`` / ``user_states`` (none when ``times`` is None)."""
@@ -79,35 +89,56 @@ class Recommender:
     ['a', 'c']
     """
 
-    def __init__(self, model: str = "sasrec", seed: int = 0, *, threads: int | None = 1,
-                 online: OnlineConfig | None = None, feedback: FeedbackMapping | None = None,
-                 popularity_half_life: int = 5000, **hyperparameters: Any) -> None:
+    def __init__(
+        self,
+        model: str = "sasrec",
+        seed: int = 0,
+        *,
+        threads: int | None = 1,
+        online: OnlineConfig | None = None,
+        feedback: FeedbackMapping | None = None,
+        popularity_half_life: int = 5000,
+        **hyperparameters: Any,
+    ) -> None:
         self.model_name = model
         self.seed = seed
         self.threads = threads
         self.hyperparameters = dict(hyperparameters)
         self.online_config = online or OnlineConfig(seed=seed)
         self.feedback = feedback or DEFAULT_MAPPING
-        self.model_: RecModel = create(model, seed=seed, **hyperparameters)  # validates the name early
+        self.model_: RecModel = create(
+            model, seed=seed, **hyperparameters
+        )  # validates the name early
         self.users_ = Vocab()
         self.items_ = Vocab()
-        self.sequences_: list[list[int]] = []   # per user: positive items in time order
-        self.times_: list[list[float]] = []     # per user: the timestamp of each item of sequences_
-        self.seen_: list[set[int]] = []         # per user: every item interacted with
+        self.sequences_: list[list[int]] = []  # per user: positive items in time order
+        self.times_: list[list[float]] = []  # per user: the timestamp of each item of sequences_
+        self.seen_: list[set[int]] = []  # per user: every item interacted with
         self.item_counts_ = np.zeros(0, np.float64)
-        self.recent_ = RecentCounts(popularity_half_life)  # what users the model cannot personalise get
+        self.recent_ = RecentCounts(
+            popularity_half_life
+        )  # what users the model cannot personalise get
         self.items_meta_: pd.DataFrame | None = None
         self.fit_report_: dict[str, Any] = {}
         self.events_applied_ = 0
         self.model_version_ = 0
         self.fitted_ = False
-        self._lock = threading.RLock()        # users' state: vocabularies, histories, seen items
-        self._model_lock = threading.RLock()  # the model's parameters (taken after _lock, never before)
+        self._lock = threading.RLock()  # users' state: vocabularies, histories, seen items
+        self._model_lock = (
+            threading.RLock()
+        )  # the model's parameters (taken after _lock, never before)
         self._learner: OnlineLearner | None = None
 
     # ------------------------------------------------------------------ fit
-    def fit(self, df: pd.DataFrame, *, items: pd.DataFrame | None = None, epochs: int | None = None,
-            show_progress: bool = False, validation: bool | None = None) -> Recommender:
+    def fit(
+        self,
+        df: pd.DataFrame,
+        *,
+        items: pd.DataFrame | None = None,
+        epochs: int | None = None,
+        show_progress: bool = False,
+        validation: bool | None = None,
+    ) -> Recommender:
         """Fit on a DataFrame with ``user_id``, ``item_id``, ``timestamp`` [, ``type``/``event``, ``value``].
 
         Each user's last positive interaction is held out for early stopping when
@@ -121,7 +152,10 @@ class Recommender:
             raise InvalidInputError("df", "has no rows")
         unknown = set(inter["type"].unique()) - set(self.feedback.types)
         if unknown:
-            raise InvalidInputError("type", f"unknown event types {sorted(unknown)}; allowed: {', '.join(self.feedback.types)}")
+            raise InvalidInputError(
+                "type",
+                f"unknown event types {sorted(unknown)}; allowed: {', '.join(self.feedback.types)}",
+            )
         model = create(self.model_name, seed=self.seed, **self.hyperparameters)
         if validation is None:
             validation = model.holds_out_validation
@@ -135,7 +169,11 @@ class Recommender:
             weight = np.empty(len(inter), np.float32)
             for t in np.unique(types):
                 m = types == t
-                sig = [self.feedback.signal(Event("u", "i", str(t), float(v))) for v in values[m]] if t == "rating" else None
+                sig = (
+                    [self.feedback.signal(Event("u", "i", str(t), float(v))) for v in values[m]]
+                    if t == "rating"
+                    else None
+                )
                 if sig is None:
                     s = self.feedback.signal(Event("u", "i", str(t)))
                     label[m], weight[m] = (1.0 if s.label > 0.5 else 0.0), s.weight
@@ -147,7 +185,9 @@ class Recommender:
             seqs: list[list[int]] = [[] for _ in range(n_users)]
             times: list[list[float]] = [[] for _ in range(n_users)]
             seen: list[set[int]] = [set() for _ in range(n_users)]
-            for uu, ii, p, t in zip(u.tolist(), i.tolist(), pos.tolist(), inter["timestamp"].tolist()):
+            for uu, ii, p, t in zip(
+                u.tolist(), i.tolist(), pos.tolist(), inter["timestamp"].tolist()
+            ):
                 seen[uu].add(ii)
                 if p:
                     seqs[uu].append(ii)
@@ -168,14 +208,25 @@ class Recommender:
             for uu in vu:
                 train_seqs[uu] = train_seqs[uu][:-1]
             data = TrainData(
-                n_users=n_users, n_items=n_items, user_idx=u[keep], item_idx=i[keep],
-                timestamp=inter["timestamp"].to_numpy(np.int64)[keep], label=label[keep], weight=weight[keep],
-                value=values[keep].astype(np.float32), sequences=train_seqs,
-                valid_user_idx=np.asarray(vu, np.int64), valid_item_idx=np.asarray(vi, np.int64))
+                n_users=n_users,
+                n_items=n_items,
+                user_idx=u[keep],
+                item_idx=i[keep],
+                timestamp=inter["timestamp"].to_numpy(np.int64)[keep],
+                label=label[keep],
+                weight=weight[keep],
+                value=values[keep].astype(np.float32),
+                sequences=train_seqs,
+                valid_user_idx=np.asarray(vu, np.int64),
+                valid_item_idx=np.asarray(vi, np.int64),
+            )
             self.model_ = model
             torch_threads = torch.get_num_threads()
             try:
-                self.fit_report_ = self.model_.fit(data, FitOptions(epochs=epochs, show_progress=show_progress, threads=self.threads))
+                self.fit_report_ = self.model_.fit(
+                    data,
+                    FitOptions(epochs=epochs, show_progress=show_progress, threads=self.threads),
+                )
             finally:
                 if self.threads:
                     torch.set_num_threads(torch_threads) if torch_threads != self.threads else None
@@ -195,13 +246,17 @@ class Recommender:
             for r in ok:
                 seq_pos[r] = counter[u[r]]
                 counter[u[r]] += 1
-            self._learner.seed_reservoir(u[ok], i[ok], lambda uu, j: seqs[uu][max(0, seq_pos[ok[j]] - 50):seq_pos[ok[j]]])
+            self._learner.seed_reservoir(
+                u[ok], i[ok], lambda uu, j: seqs[uu][max(0, seq_pos[ok[j]] - 50) : seq_pos[ok[j]]]
+            )
         return self
 
     # ------------------------------------------------------------------ serving
     def _check_fitted(self) -> None:
         if not self.fitted_:
-            raise NotFittedError("the recommender is not fitted: call fit(df) or Recommender.load(path) first")
+            raise NotFittedError(
+                "the recommender is not fitted: call fit(df) or Recommender.load(path) first"
+            )
 
     @staticmethod
     def _check_k(k: object) -> int:
@@ -210,8 +265,12 @@ class Recommender:
         return int(k)
 
     def _make_learner(self) -> OnlineLearner:
-        return OnlineLearner(self.model_, self.online_config, self._model_lock,
-                             sizes=lambda: (len(self.users_), len(self.items_)))
+        return OnlineLearner(
+            self.model_,
+            self.online_config,
+            self._model_lock,
+            sizes=lambda: (len(self.users_), len(self.items_)),
+        )
 
     def _history(self, uidx: int) -> np.ndarray:
         return np.asarray(self.sequences_[uidx], np.int64) if uidx >= 0 else np.zeros(0, np.int64)
@@ -219,29 +278,50 @@ class Recommender:
     def _times(self, uidx: int) -> np.ndarray:
         return np.asarray(self.times_[uidx], np.float64) if uidx >= 0 else np.zeros(0, np.float64)
 
-    def _gather(self, uidxs: Sequence[int]) -> tuple[list[np.ndarray], list[np.ndarray], int, list[np.ndarray] | None]:
+    def _gather(
+        self, uidxs: Sequence[int]
+    ) -> tuple[list[np.ndarray], list[np.ndarray], int, list[np.ndarray] | None]:
         """Copy what scoring needs of the users' state (caller holds ``_lock``): histories,
         seen items, the item count, and the histories' timestamps when the model reads them."""
         hist = [self._history(x) for x in uidxs]
-        seen = [np.fromiter(self.seen_[x], np.int64, len(self.seen_[x])) if x >= 0 else np.zeros(0, np.int64) for x in uidxs]
+        seen = [
+            np.fromiter(self.seen_[x], np.int64, len(self.seen_[x]))
+            if x >= 0
+            else np.zeros(0, np.int64)
+            for x in uidxs
+        ]
         times = [self._times(x) for x in uidxs] if self.model_.uses_times else None
         return hist, seen, len(self.items_), times
 
-    def _scores(self, uidxs: Sequence[int], hist: list[np.ndarray], n_items: int,
-                times: list[np.ndarray] | None = None) -> np.ndarray:
+    def _scores(
+        self,
+        uidxs: Sequence[int],
+        hist: list[np.ndarray],
+        n_items: int,
+        times: list[np.ndarray] | None = None,
+    ) -> np.ndarray:
         """(len(uidxs), n_items) scores; users the model cannot personalise get popularity.
 
         Takes only the model lock, so ``update`` never waits for scoring.
         """
         arr = np.asarray(uidxs, np.int64)
         out = np.empty((len(arr), n_items), np.float32)
-        warm = np.array([x >= 0 and (len(h) > 0 or not self.model_.uses_history) for x, h in zip(arr, hist)], bool)
+        warm = np.array(
+            [x >= 0 and (len(h) > 0 or not self.model_.uses_history) for x, h in zip(arr, hist)],
+            bool,
+        )
         if warm.any():
             with self._model_lock:
                 hist, extra = known_history(hist, times, self.model_.n_items_)
-                warm[warm] = self.model_.can_personalise(arr[warm], [h for h, w in zip(hist, warm) if w])
+                warm[warm] = self.model_.can_personalise(
+                    arr[warm], [h for h, w in zip(hist, warm) if w]
+                )
                 extra = {k: [t for t, w in zip(v, warm) if w] for k, v in extra.items()}
-                s = self.model_.score(arr[warm], [h for h, w in zip(hist, warm) if w], **extra) if warm.any() else None
+                s = (
+                    self.model_.score(arr[warm], [h for h, w in zip(hist, warm) if w], **extra)
+                    if warm.any()
+                    else None
+                )
             if s is not None:
                 m = min(s.shape[1], n_items)
                 rows = slice(None) if warm.all() else warm  # a slice copies without a mask's gather
@@ -252,7 +332,9 @@ class Recommender:
         return out
 
     @staticmethod
-    def _top_rows(scores: np.ndarray, seen: Sequence[np.ndarray], k: int, exclude_seen: bool) -> list[list[int]]:
+    def _top_rows(
+        scores: np.ndarray, seen: Sequence[np.ndarray], k: int, exclude_seen: bool
+    ) -> list[list[int]]:
         """Top-``k`` item indices of each row, best first.
 
         Per row, one argpartition and a sort of its ``k`` candidates (cheaper than the
@@ -267,7 +349,9 @@ class Recommender:
         n_items = scores.shape[1]
         for row in scores:
             finite = np.isfinite(row)
-            neg = np.where(finite, -row, np.inf)  # what cannot be recommended (-inf, +inf, NaN) sorts last
+            neg = np.where(
+                finite, -row, np.inf
+            )  # what cannot be recommended (-inf, +inf, NaN) sorts last
             top = np.argpartition(neg, k - 1)[:k] if k < n_items else np.arange(n_items)
             top = top[np.argsort(neg[top], kind="stable")]
             out.append(top[finite[top]].tolist())
@@ -280,16 +364,24 @@ class Recommender:
         """
         return [i for i, _ in self.recommend_with_scores(user_id, k, exclude_seen)]
 
-    def recommend_with_scores(self, user_id: object, k: int = 10, exclude_seen: bool = True) -> list[tuple[str, float]]:
+    def recommend_with_scores(
+        self, user_id: object, k: int = 10, exclude_seen: bool = True
+    ) -> list[tuple[str, float]]:
         """``recommend`` with each item's score."""
         return self.recommend_batch_with_scores([parse_id(user_id, "user_id")], k, exclude_seen)[0]
 
-    def recommend_batch(self, user_ids: Iterable[object], k: int = 10, exclude_seen: bool = True) -> list[list[str]]:
+    def recommend_batch(
+        self, user_ids: Iterable[object], k: int = 10, exclude_seen: bool = True
+    ) -> list[list[str]]:
         """``recommend`` for many users with one scoring pass."""
-        return [[i for i, _ in row] for row in self.recommend_batch_with_scores(user_ids, k, exclude_seen)]
+        return [
+            [i for i, _ in row]
+            for row in self.recommend_batch_with_scores(user_ids, k, exclude_seen)
+        ]
 
-    def recommend_batch_with_scores(self, user_ids: Iterable[object], k: int = 10,
-                                    exclude_seen: bool = True) -> list[list[tuple[str, float]]]:
+    def recommend_batch_with_scores(
+        self, user_ids: Iterable[object], k: int = 10, exclude_seen: bool = True
+    ) -> list[list[tuple[str, float]]]:
         """``recommend_with_scores`` for many users: one model call, one top-k pass."""
         self._check_fitted()
         k = self._check_k(k)
@@ -299,7 +391,10 @@ class Recommender:
             hist, seen, n_items, times = self._gather(uidxs)
         scores = self._scores(uidxs, hist, n_items, times)
         tops = self._top_rows(scores, seen, k, exclude_seen)
-        return [[(i, float(scores[r, t])) for i, t in zip(self.items_.ids(top), top)] for r, top in enumerate(tops)]
+        return [
+            [(i, float(scores[r, t])) for i, t in zip(self.items_.ids(top), top)]
+            for r, top in enumerate(tops)
+        ]
 
     def score(self, user_id: object, item_ids: Sequence[object]) -> np.ndarray:
         """Scores of ``item_ids`` for ``user_id`` (higher is better); an unknown item scores
@@ -328,24 +423,41 @@ class Recommender:
             ids = self.items_.to_list()
         return ids, self._scores([uidx], hist, n_items, times)[0]
 
-    def predict_proba(self, user_id: object, item_id: object, behavior: float | None = None) -> float:
+    def predict_proba(
+        self, user_id: object, item_id: object, behavior: float | None = None
+    ) -> float:
         """Probability that ``user_id`` clicks ``item_id``, given the request-time ``behavior``.
 
         Uses the click model's ``predict_proba`` when the model has one; otherwise the
         item's percentile among the user's scores (a calibrated-enough [0, 1] value; an
         unknown item gets 0).
         """
-        return float(self.predict_proba_batch([user_id], [item_id], None if behavior is None else [behavior])[0])
+        return float(
+            self.predict_proba_batch(
+                [user_id], [item_id], None if behavior is None else [behavior]
+            )[0]
+        )
 
-    def predict_proba_batch(self, user_ids: Sequence[object], item_ids: Sequence[object],
-                            behaviors: Sequence[float | None] | None = None) -> np.ndarray:
+    def predict_proba_batch(
+        self,
+        user_ids: Sequence[object],
+        item_ids: Sequence[object],
+        behaviors: Sequence[float | None] | None = None,
+    ) -> np.ndarray:
         """``predict_proba`` for many (user, item[, behavior]) triples with one model call."""
         self._check_fitted()
-        if len(user_ids) != len(item_ids) or (behaviors is not None and len(behaviors) != len(user_ids)):
-            raise InvalidInputError("item_ids", "user_ids, item_ids and behaviors must have the same length")
+        if len(user_ids) != len(item_ids) or (
+            behaviors is not None and len(behaviors) != len(user_ids)
+        ):
+            raise InvalidInputError(
+                "item_ids", "user_ids, item_ids and behaviors must have the same length"
+            )
         uids = [parse_id(x, "user_id") for x in user_ids]
         iids = [parse_id(x, "item_id") for x in item_ids]
-        b = [None if x is None else parse_value(x, "behavior") for x in (behaviors or [None] * len(uids))]
+        b = [
+            None if x is None else parse_value(x, "behavior")
+            for x in (behaviors or [None] * len(uids))
+        ]
         with self._lock:
             uidx = np.array([self.users_.get(x) for x in uids], np.int64)
             iidx = np.array([self.items_.get(x) for x in iids], np.int64)
@@ -370,7 +482,9 @@ class Recommender:
         return np.where((iidx >= 0) & np.isfinite(at), share, 0.0)
 
     # ------------------------------------------------------------------ online
-    def update(self, events: Event | Mapping[str, Any] | Sequence[Mapping[str, Any] | Event] | pd.DataFrame) -> int:
+    def update(
+        self, events: Event | Mapping[str, Any] | Sequence[Mapping[str, Any] | Event] | pd.DataFrame
+    ) -> int:
         """Learn from feedback: one event, a list, or a DataFrame. Returns the number applied.
 
         A batch is all-or-nothing: every event is validated before any is applied. Before
@@ -394,24 +508,34 @@ class Recommender:
             records = events.to_dict("records")
             if events.isna().to_numpy().any():
                 # an empty cell (NaN) means "not given": value defaults to 1.0, timestamp to now
-                records = [{k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v))} for r in records]
+                records = [
+                    {k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v))}
+                    for r in records
+                ]
             return parse_event_columns(records, types)
         if isinstance(events, Mapping):
             return _columns_of([parse_event(events, types)])
         if isinstance(events, (list, tuple)):
             return parse_event_columns(events, types)
-        raise InvalidInputError("events", f"must be an event, a list of events or a DataFrame, got {type(events).__name__}")
+        raise InvalidInputError(
+            "events",
+            f"must be an event, a list of events or a DataFrame, got {type(events).__name__}",
+        )
 
     def _signals(self, cols: EventColumns) -> tuple[list[float], list[float], list[bool]]:
         """Per event: the learner's label and weight, and whether it is a positive interaction
         (history, popularity). Raises before anything is applied if a type is unknown."""
         fb = self.feedback
-        if type(fb) is not FeedbackMapping:  # a subclass may weigh events its own way: ask it per event
+        if (
+            type(fb) is not FeedbackMapping
+        ):  # a subclass may weigh events its own way: ask it per event
             labels, weights, positive = [], [], []
             for ev in cols.events():
                 sig = fb.signal(ev)
                 p = fb.is_positive(ev)
-                labels.append(1.0 if p and sig.label > 0.5 else (1.0 if ev.type == "rating" else 0.0))
+                labels.append(
+                    1.0 if p and sig.label > 0.5 else (1.0 if ev.type == "rating" else 0.0)
+                )
                 weights.append(sig.weight)
                 positive.append(p)
             return labels, weights, positive
@@ -419,12 +543,16 @@ class Recommender:
         table: dict[str, tuple[float, float, bool]] = {}
         for t in set(cols.types):
             if t != "rating":
-                sig = fb.signals.get(t) or fb.signal(Event("", "", t))  # an unknown type raises here
+                sig = fb.signals.get(t) or fb.signal(
+                    Event("", "", t)
+                )  # an unknown type raises here
                 table[t] = (1.0 if sig.label > 0.5 else 0.0, sig.weight, sig.label > 0.5)
         rows = [table.get(t) for t in cols.types]
         if "rating" in cols.types:
-            rows = [r if r is not None else (1.0, fb.signal(Event("", "", "rating", v)).weight, True)
-                    for r, v in zip(rows, cols.values)]
+            rows = [
+                r if r is not None else (1.0, fb.signal(Event("", "", "rating", v)).weight, True)
+                for r, v in zip(rows, cols.values)
+            ]
         labels, weights, positive = (list(c) for c in zip(*rows)) if rows else ([], [], [])
         return labels, weights, positive
 
@@ -434,7 +562,9 @@ class Recommender:
         n = len(cols)
         if n == 0:
             return
-        labels, weights, positive = self._signals(cols)  # raises on an unknown type: nothing is applied yet
+        labels, weights, positive = self._signals(
+            cols
+        )  # raises on an unknown type: nothing is applied yet
         uadd, iadd = self.users_.add, self.items_.add
         uidx = [uadd(x) for x in cols.user_ids]
         iidx = [iadd(x) for x in cols.item_ids]
@@ -445,7 +575,9 @@ class Recommender:
         while len(times) < len(seqs):
             times.append([])
         n_items = len(self.items_)
-        if n_items > len(self.item_counts_):  # geometric growth: adding items a few at a time stays linear
+        if n_items > len(
+            self.item_counts_
+        ):  # geometric growth: adding items a few at a time stays linear
             grown = np.zeros(max(2 * len(self.item_counts_), n_items, 64))
             grown[: len(self.item_counts_)] = self.item_counts_
             self.item_counts_ = grown
@@ -507,24 +639,39 @@ class Recommender:
             if self._learner is not None:
                 self._learner.flush()
             self.model_.grow(len(self.users_), len(self.items_))
-            meta = {"format": FORMAT_VERSION, "model": self.model_name, "seed": self.seed,
-                    "hyperparameters": self.model_.hyperparameters(), "threads": self.threads,
-                    "online": self.online_config.__dict__, "events_applied": self.events_applied_,
-                    "model_version": self.model_version_, "fit_report": _jsonable(self.fit_report_),
-                    "feedback": {t: [sig.label, sig.weight] for t, sig in self.feedback.signals.items()},
-                    "recent_counts": self.recent_.state(),
-                    "rating_threshold": self.feedback.rating_threshold}
+            meta = {
+                "format": FORMAT_VERSION,
+                "model": self.model_name,
+                "seed": self.seed,
+                "hyperparameters": self.model_.hyperparameters(),
+                "threads": self.threads,
+                "online": self.online_config.__dict__,
+                "events_applied": self.events_applied_,
+                "model_version": self.model_version_,
+                "fit_report": _jsonable(self.fit_report_),
+                "feedback": {
+                    t: [sig.label, sig.weight] for t, sig in self.feedback.signals.items()
+                },
+                "recent_counts": self.recent_.state(),
+                "rating_threshold": self.feedback.rating_threshold,
+            }
             lengths = np.array([len(s) for s in self.sequences_], np.int64)
             flat = np.fromiter((x for s in self.sequences_ for x in s), np.int64)
             time_flat = np.fromiter((x for s in self.times_ for x in s), np.float64)
             seen_len = np.array([len(s) for s in self.seen_], np.int64)
             seen_flat = np.fromiter((x for s in self.seen_ for x in sorted(s)), np.int64)
-            state = {"model": _to_torch(self.model_.get_state()), "users": self.users_.to_list(), "items": self.items_.to_list(),
-                     "seq_len": torch.from_numpy(lengths), "seq_flat": torch.from_numpy(flat),
-                     "seq_time": torch.from_numpy(time_flat),
-                     "seen_len": torch.from_numpy(seen_len), "seen_flat": torch.from_numpy(seen_flat),
-                     "item_counts": torch.from_numpy(self.item_counts_[: len(self.items_)].copy()),
-                     "recent_counts": torch.from_numpy(self.recent_.values[: len(self.items_)].copy())}
+            state = {
+                "model": _to_torch(self.model_.get_state()),
+                "users": self.users_.to_list(),
+                "items": self.items_.to_list(),
+                "seq_len": torch.from_numpy(lengths),
+                "seq_flat": torch.from_numpy(flat),
+                "seq_time": torch.from_numpy(time_flat),
+                "seen_len": torch.from_numpy(seen_len),
+                "seen_flat": torch.from_numpy(seen_flat),
+                "item_counts": torch.from_numpy(self.item_counts_[: len(self.items_)].copy()),
+                "recent_counts": torch.from_numpy(self.recent_.values[: len(self.items_)].copy()),
+            }
             torch.save(state, tmp / "state.pt")
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
             if self.items_meta_ is not None:
@@ -551,19 +698,55 @@ class Recommender:
             raise InvalidInputError("path", f"{path} is not a recloop snapshot (no meta.json)")
         meta = json.loads(meta_file.read_text())
         online = OnlineConfig(**meta.get("online", {}))
-        feedback = FeedbackMapping.from_dict(meta.get("feedback", {}), meta.get("rating_threshold", 3.5))
-        rec = cls(meta["model"], seed=meta["seed"], threads=meta.get("threads", 1), online=online, feedback=feedback,
-                  popularity_half_life=int(meta.get("recent_counts", {}).get("half_life", 0)), **meta["hyperparameters"])
+        feedback = FeedbackMapping.from_dict(
+            meta.get("feedback", {}), meta.get("rating_threshold", 3.5)
+        )
+        rec = cls(
+            meta["model"],
+            seed=meta["seed"],
+            threads=meta.get("threads", 1),
+            online=online,
+            feedback=feedback,
+            popularity_half_life=int(meta.get("recent_counts", {}).get("half_life", 0)),
+            **meta["hyperparameters"],
+        )
         state = torch.load(path / "state.pt", weights_only=True)
         rec.model_.set_state(state["model"])
         rec.users_ = Vocab.from_list(state["users"])
         rec.items_ = Vocab.from_list(state["items"])
-        rec.sequences_ = [s.tolist() for s in np.split(state["seq_flat"].numpy(), np.cumsum(state["seq_len"].numpy())[:-1])] if len(state["seq_len"]) else []
+        rec.sequences_ = (
+            [
+                s.tolist()
+                for s in np.split(
+                    state["seq_flat"].numpy(), np.cumsum(state["seq_len"].numpy())[:-1]
+                )
+            ]
+            if len(state["seq_len"])
+            else []
+        )
         if "seq_time" in state and len(state["seq_time"]) == len(state["seq_flat"]):
-            rec.times_ = [t.tolist() for t in np.split(state["seq_time"].numpy(), np.cumsum(state["seq_len"].numpy())[:-1])] if len(state["seq_len"]) else []
+            rec.times_ = (
+                [
+                    t.tolist()
+                    for t in np.split(
+                        state["seq_time"].numpy(), np.cumsum(state["seq_len"].numpy())[:-1]
+                    )
+                ]
+                if len(state["seq_len"])
+                else []
+            )
         else:  # a snapshot from before timestamps were kept: every event its own second
             rec.times_ = [[float(j) for j in range(len(s))] for s in rec.sequences_]
-        rec.seen_ = [set(s.tolist()) for s in np.split(state["seen_flat"].numpy(), np.cumsum(state["seen_len"].numpy())[:-1])] if len(state["seen_len"]) else []
+        rec.seen_ = (
+            [
+                set(s.tolist())
+                for s in np.split(
+                    state["seen_flat"].numpy(), np.cumsum(state["seen_len"].numpy())[:-1]
+                )
+            ]
+            if len(state["seen_len"])
+            else []
+        )
         rec.item_counts_ = state["item_counts"].numpy().astype(np.float64)
         recent = meta.get("recent_counts")
         if recent is not None and "recent_counts" in state:
@@ -604,4 +787,6 @@ def _jsonable(obj: Any) -> Any:
         json.dumps(obj)
         return obj
     except TypeError:
-        return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+        return json.loads(
+            json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+        )

@@ -7,6 +7,7 @@ smoothed click share over their *train* interactions with an earlier timestamp
 (``prior_click_share``, which the click model uses for its training rows too), so
 neither the feature nor its normalisation sees a test label.
 """
+
 from __future__ import annotations
 
 from typing import Any, Protocol
@@ -19,8 +20,13 @@ import torch.nn.functional as F
 from recloop.evaluation.metrics import auc, log_loss
 
 
-def prior_click_share(user_idx: np.ndarray, timestamp: np.ndarray, click: np.ndarray,
-                      counts: np.ndarray | None = None, prior: float = 1.0) -> np.ndarray:
+def prior_click_share(
+    user_idx: np.ndarray,
+    timestamp: np.ndarray,
+    click: np.ndarray,
+    counts: np.ndarray | None = None,
+    prior: float = 1.0,
+) -> np.ndarray:
     """Each row's ``behavior``: the user's smoothed click share before that row.
 
     ``(clicks + prior) / (interactions + 2 * prior)`` over the same user's rows with a
@@ -57,23 +63,35 @@ def prior_click_share(user_idx: np.ndarray, timestamp: np.ndarray, click: np.nda
 
 
 class ClickPredictor(Protocol):
-    def predict_proba(self, user_id: object, item_id: object, behavior: float | None = None) -> float: ...
+    def predict_proba(
+        self, user_id: object, item_id: object, behavior: float | None = None
+    ) -> float: ...
 
 
 def click_labels(df: pd.DataFrame, threshold: float = 4.0) -> np.ndarray:
     """1.0 where a rating reaches ``threshold`` or a non-rating event happened, else 0.0."""
-    value = pd.to_numeric(df["value"], errors="coerce").fillna(0.0).to_numpy(np.float64) if "value" in df else np.ones(len(df))
+    value = (
+        pd.to_numeric(df["value"], errors="coerce").fillna(0.0).to_numpy(np.float64)
+        if "value" in df
+        else np.ones(len(df))
+    )
     kind = _types(df)
-    click: np.ndarray = np.where(kind == "rating", value >= threshold, (kind != "skip") & (kind != "dislike"))
+    click: np.ndarray = np.where(
+        kind == "rating", value >= threshold, (kind != "skip") & (kind != "dislike")
+    )
     return click.astype(np.float32)
 
 
 def _types(df: pd.DataFrame) -> np.ndarray:
     col = "type" if "type" in df.columns else "event" if "event" in df.columns else None
-    return np.full(len(df), "rating", dtype=object) if col is None else df[col].astype(str).to_numpy()
+    return (
+        np.full(len(df), "rating", dtype=object) if col is None else df[col].astype(str).to_numpy()
+    )
 
 
-def behavior_features(train: pd.DataFrame, rows: pd.DataFrame | None = None, threshold: float = 4.0) -> np.ndarray:
+def behavior_features(
+    train: pd.DataFrame, rows: pd.DataFrame | None = None, threshold: float = 4.0
+) -> np.ndarray:
     """``behavior`` of ``rows`` (default: of ``train`` itself) from ``train``'s history only.
 
     Returns (len(rows),) float32: the user's smoothed click share over their train
@@ -85,14 +103,18 @@ def behavior_features(train: pd.DataFrame, rows: pd.DataFrame | None = None, thr
     if rows is None:
         return prior_click_share(users, ts, click)
     n = len(train)
-    share = prior_click_share(np.concatenate([users, rows["user_id"].astype(str).to_numpy()]),
-                              np.concatenate([ts, rows["timestamp"].to_numpy(np.int64)]),
-                              np.concatenate([click, np.zeros(len(rows), np.float32)]),
-                              counts=np.arange(n + len(rows)) < n)
+    share = prior_click_share(
+        np.concatenate([users, rows["user_id"].astype(str).to_numpy()]),
+        np.concatenate([ts, rows["timestamp"].to_numpy(np.int64)]),
+        np.concatenate([click, np.zeros(len(rows), np.float32)]),
+        counts=np.arange(n + len(rows)) < n,
+    )
     return share[n:]
 
 
-def click_metrics(rec: ClickPredictor, train: pd.DataFrame, test: pd.DataFrame, threshold: float = 4.0) -> dict[str, Any]:
+def click_metrics(
+    rec: ClickPredictor, train: pd.DataFrame, test: pd.DataFrame, threshold: float = 4.0
+) -> dict[str, Any]:
     """AUC and log loss of ``rec.predict_proba(user_id, item_id, behavior)`` on ``test``.
 
     ``rec`` was fitted on ``train`` (a ``Recommender`` with any model: models without a
@@ -100,13 +122,30 @@ def click_metrics(rec: ClickPredictor, train: pd.DataFrame, test: pd.DataFrame, 
     """
     y = click_labels(test, threshold)
     b = behavior_features(train, test, threshold)
-    p = np.fromiter((rec.predict_proba(u, i, float(x)) for u, i, x in
-                     zip(test["user_id"].tolist(), test["item_id"].tolist(), b.tolist())), np.float64, len(test))
-    return {"auc": auc(y, p), "log_loss": log_loss(y, p), "n": int(len(y)), "click_rate": float(y.mean()) if len(y) else 0.0}
+    p = np.fromiter(
+        (
+            rec.predict_proba(u, i, float(x))
+            for u, i, x in zip(test["user_id"].tolist(), test["item_id"].tolist(), b.tolist())
+        ),
+        np.float64,
+        len(test),
+    )
+    return {
+        "auc": auc(y, p),
+        "log_loss": log_loss(y, p),
+        "n": int(len(y)),
+        "click_rate": float(y.mean()) if len(y) else 0.0,
+    }
 
 
-def logistic_baseline(train: pd.DataFrame, test: pd.DataFrame, threshold: float = 4.0, l2: float = 1e-4,
-                      steps: int = 200, seed: int = 0) -> dict[str, Any]:
+def logistic_baseline(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    threshold: float = 4.0,
+    l2: float = 1e-4,
+    steps: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Logistic regression on the click model's inputs: one-hot user, one-hot item, behavior.
 
     ``l2`` penalises the per-id weights (mean over rows); the behavior is standardised
@@ -125,7 +164,12 @@ def logistic_baseline(train: pd.DataFrame, test: pd.DataFrame, threshold: float 
     items = {x: j for j, x in enumerate(dict.fromkeys(train["item_id"].astype(str)))}
 
     def idx(col: pd.Series, vocab: dict[str, int]) -> torch.Tensor:
-        return torch.as_tensor(np.fromiter((vocab.get(x, -1) for x in col.astype(str)), np.int64, len(col))) + 1  # 0: unseen
+        return (
+            torch.as_tensor(
+                np.fromiter((vocab.get(x, -1) for x in col.astype(str)), np.int64, len(col))
+            )
+            + 1
+        )  # 0: unseen
 
     u_tr, i_tr = idx(train["user_id"], users), idx(train["item_id"], items)
     u_te, i_te = idx(test["user_id"], users), idx(test["item_id"], items)
@@ -152,5 +196,9 @@ def logistic_baseline(train: pd.DataFrame, test: pd.DataFrame, threshold: float 
     opt.step(closure)  # type: ignore[no-untyped-call]
     with torch.no_grad():
         p = torch.sigmoid(logits(u_te, i_te, f_te)).double().numpy()
-    return {"auc": auc(y_te, p), "log_loss": log_loss(y_te, p), "n": int(len(y_te)),
-            "click_rate": float(y_te.mean()) if len(y_te) else 0.0}
+    return {
+        "auc": auc(y_te, p),
+        "log_loss": log_loss(y_te, p),
+        "n": int(len(y_te)),
+        "click_rate": float(y_te.mean()) if len(y_te) else 0.0,
+    }

@@ -3,6 +3,7 @@ probability) that training reuses.
 
 Ranks are 0-based: rank 0 means the held-out item was scored highest.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,7 +11,9 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def target_ranks(scores: np.ndarray, targets: np.ndarray, exclude: Sequence[np.ndarray] | None = None) -> np.ndarray:
+def target_ranks(
+    scores: np.ndarray, targets: np.ndarray, exclude: Sequence[np.ndarray] | None = None
+) -> np.ndarray:
     """0-based rank of ``targets[b]`` in ``scores[b]`` after masking ``exclude[b]``.
 
     scores: (batch, n_items); targets: (batch,); exclude: per row, items not to rank
@@ -40,7 +43,9 @@ def ndcg(ranks: np.ndarray, k: int = 10) -> float:
     return float(np.mean(np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)))
 
 
-def expected_sampled_hit_rate(ranks: np.ndarray, pools: np.ndarray, n_negatives: int = 100, k: int = 10) -> float:
+def expected_sampled_hit_rate(
+    ranks: np.ndarray, pools: np.ndarray, n_negatives: int = 100, k: int = 10
+) -> float:
     """The sampled protocol's HR@k in expectation over its random negatives.
 
     ``ranks[u]``: how many of the user's ``pools[u]`` candidate negatives (the items they

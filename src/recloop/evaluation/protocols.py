@@ -6,6 +6,7 @@ with, drawn with a seed (He et al. 2017's protocol); ``full`` also reports what 
 protocol gives in expectation over its draws of negatives (``sampled_hr@k_expected``). Works on anything with the
 ``Recommender`` surface (``score``, ``seen_items``), so it imports nothing above it.
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal, Protocol
@@ -21,8 +22,16 @@ class Scorer(Protocol):
     def score_all(self, user_id: object) -> tuple[list[str], np.ndarray]: ...
 
 
-def evaluate(rec: Any, train: pd.DataFrame, test: pd.DataFrame, protocol: Literal["full", "sampled"] = "full",
-             k: int = 10, n_negatives: int = 100, seed: int = 0, extra_seen: pd.DataFrame | None = None) -> dict[str, float]:
+def evaluate(
+    rec: Any,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    protocol: Literal["full", "sampled"] = "full",
+    k: int = 10,
+    n_negatives: int = 100,
+    seed: int = 0,
+    extra_seen: pd.DataFrame | None = None,
+) -> dict[str, float]:
     """HR@k, NDCG@k and MRR of ``rec`` on ``test`` (one held-out row per user).
 
     ``full`` adds ``sampled_hr@k_expected``: the sampled protocol's HR@k (with
@@ -32,7 +41,9 @@ def evaluate(rec: Any, train: pd.DataFrame, test: pd.DataFrame, protocol: Litera
         raise ValueError(f"protocol must be 'full' or 'sampled', got {protocol!r}")
     seen_df = train if extra_seen is None else pd.concat([train, extra_seen])
     seen = {str(u): set(map(str, g)) for u, g in seen_df.groupby("user_id")["item_id"]}
-    all_items = np.array(sorted(set(map(str, seen_df["item_id"])) | set(map(str, test["item_id"]))), dtype=object)
+    all_items = np.array(
+        sorted(set(map(str, seen_df["item_id"])) | set(map(str, test["item_id"]))), dtype=object
+    )
     rng = np.random.default_rng(seed)
     ranks, above, pools = [], [], []
     all_set = set(all_items)
@@ -66,7 +77,14 @@ def evaluate(rec: Any, train: pd.DataFrame, test: pd.DataFrame, protocol: Litera
             above.append(int((s >= t).sum()))
             pools.append(len(all_items) - len(user_seen & all_set) - 1)
     r = np.asarray(ranks)
-    out = {f"hr@{k}": hit_rate(r, k), f"ndcg@{k}": ndcg(r, k), "mrr": mrr(r), "n_users": int(len(r))}
+    out = {
+        f"hr@{k}": hit_rate(r, k),
+        f"ndcg@{k}": ndcg(r, k),
+        "mrr": mrr(r),
+        "n_users": int(len(r)),
+    }
     if protocol == "full":
-        out[f"sampled_hr@{k}_expected"] = expected_sampled_hit_rate(np.asarray(above), np.asarray(pools), n_negatives, k)
+        out[f"sampled_hr@{k}_expected"] = expected_sampled_hit_rate(
+            np.asarray(above), np.asarray(pools), n_negatives, k
+        )
     return out

@@ -11,6 +11,7 @@ excluded), record hit and NDCG, then — depending on the mode — learn from it
 Works on anything with the ``Recommender`` surface (``fit``, ``recommend``, ``update``),
 built by a factory, so this module imports nothing above ``evaluation``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -64,7 +65,9 @@ def parse_mode(mode: str) -> tuple[str, int]:
     raise ValueError(f"mode must be 'static', 'online' or 'retrain:N' with N > 0, got {mode!r}")
 
 
-def split_history(events: pd.DataFrame, history_fraction: float = 0.8) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_history(
+    events: pd.DataFrame, history_fraction: float = 0.8
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Sort by time (stably) and cut into history and the stream to replay."""
     if not 0 < history_fraction < 1:
         raise ValueError(f"history_fraction must be in (0, 1), got {history_fraction}")
@@ -110,7 +113,13 @@ def replay(
     buffer: list[dict[str, Any]] = []
     cols = {c: stream[c].to_numpy() for c in stream.columns}
     start = time.perf_counter()
-    for n in tqdm(range(len(stream)), desc=f"replay {mode}", disable=not show_progress, unit="ev", mininterval=1):
+    for n in tqdm(
+        range(len(stream)),
+        desc=f"replay {mode}",
+        disable=not show_progress,
+        unit="ev",
+        mininterval=1,
+    ):
         uid, iid = str(cols["user_id"][n]), str(cols["item_id"][n])
         new_u += uid not in known_users
         new_i += iid not in known_items
@@ -124,9 +133,13 @@ def replay(
         if iid in top:
             r = top.index(iid)
             hits[n], gains[n] = 1.0, 1.0 / math.log2(r + 2)
-        event = {"user_id": uid, "item_id": iid, "timestamp": float(cols["timestamp"][n]),
-                 "type": str(cols["type"][n]) if "type" in cols else "click",
-                 "value": float(cols["value"][n]) if "value" in cols else 1.0}
+        event = {
+            "user_id": uid,
+            "item_id": iid,
+            "timestamp": float(cols["timestamp"][n]),
+            "type": str(cols["type"][n]) if "type" in cols else "click",
+            "value": float(cols["value"][n]) if "value" in cols else 1.0,
+        }
         if kind == "online":
             s1 = time.perf_counter()
             rec.update(event)
@@ -145,16 +158,28 @@ def replay(
     if kind == "online" and hasattr(rec, "flush"):
         rec.flush()
     n_ev = len(stream)
-    wins = [{"start": s, "hr": float(hits[s:s + window].mean()), "ndcg": float(gains[s:s + window].mean())}
-            for s in range(0, n_ev, window)]
+    wins = [
+        {
+            "start": s,
+            "hr": float(hits[s : s + window].mean()),
+            "ndcg": float(gains[s : s + window].mean()),
+        }
+        for s in range(0, n_ev, window)
+    ]
     upd = np.asarray(upd_ms) if upd_ms else np.zeros(1)
     return ReplayResult(
-        mode=mode, model=model_name, n_events=n_ev,
-        hr=float(hits.mean()) if n_ev else 0.0, ndcg=float(gains.mean()) if n_ev else 0.0, windows=wins,
-        share_new_users=new_u / max(n_ev, 1), share_new_items=new_i / max(n_ev, 1),
+        mode=mode,
+        model=model_name,
+        n_events=n_ev,
+        hr=float(hits.mean()) if n_ev else 0.0,
+        ndcg=float(gains.mean()) if n_ev else 0.0,
+        windows=wins,
+        share_new_users=new_u / max(n_ev, 1),
+        share_new_items=new_i / max(n_ev, 1),
         events_per_second=n_ev / elapsed if elapsed > 0 else 0.0,
         recommend_ms_p50=float(np.median(rec_ms)) if n_ev else 0.0,
-        update_ms_p50=float(np.percentile(upd, 50)), update_ms_p99=float(np.percentile(upd, 99)),
+        update_ms_p50=float(np.percentile(upd, 50)),
+        update_ms_p99=float(np.percentile(upd, 99)),
         fit_seconds=fit_seconds,
         extra={"hits": hits.tolist()} if keep_hits else {},
     )
@@ -174,8 +199,13 @@ def plot_windows(results: list[ReplayResult], path: str, metric: str = "hr") -> 
         xs = [w["start"] for w in r.windows]
         # one colour per model, a line style per mode: static dashed, online solid
         style = "--" if r.mode == "static" else ":" if r.mode.startswith("retrain") else "-"
-        ax.plot(xs, [w[metric] for w in r.windows], style, color=colours(models.index(r.model) % colours.N),
-                label=f"{r.model} {r.mode} ({metric}@10 {getattr(r, metric):.3f})")
+        ax.plot(
+            xs,
+            [w[metric] for w in r.windows],
+            style,
+            color=colours(models.index(r.model) % colours.N),
+            label=f"{r.model} {r.mode} ({metric}@10 {getattr(r, metric):.3f})",
+        )
     ax.set_xlabel("replayed events")
     ax.set_ylabel(f"{metric.upper()}@10 per window")
     ax.set_title("test-then-train replay")

@@ -1,4 +1,5 @@
 """PyTorch models behind one interface, and their registry."""
+
 from recloop.models.base import FitOptions, OnlineBatch, RecModel, TrainData
 from recloop.models.registry import available, create, register
 

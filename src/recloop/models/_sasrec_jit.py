@@ -10,6 +10,7 @@ torch.
 
 ``STATE`` is None where numba cannot be imported; ``sasrec`` then uses ``numpy_state``.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,11 @@ def _compiled(fn: Any) -> Any:
 
 
 if numba is not None:
+
     @_compiled
-    def _layer_norm_row(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float, out: np.ndarray) -> None:
+    def _layer_norm_row(
+        x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float, out: np.ndarray
+    ) -> None:
         d = x.shape[0]
         mean = np.float32(0.0)
         for j in range(d):
@@ -67,12 +71,29 @@ if numba is not None:
             out[o] = acc + b[o]
 
     @_compiled
-    def _state(hs: np.ndarray, n: int, starts: np.ndarray, weights: np.ndarray, item: np.ndarray, pos: np.ndarray,
-               heads: int, ln1: tuple[np.ndarray, np.ndarray, float], qkv_w: np.ndarray, qkv_b: np.ndarray,
-               proj_w: np.ndarray, proj_b: np.ndarray, ln2: tuple[np.ndarray, np.ndarray, float],
-               ff1_w: np.ndarray, ff1_b: np.ndarray, ff2_w: np.ndarray, ff2_b: np.ndarray,
-               has_long: bool, long_w: np.ndarray, long_b: np.ndarray,
-               ln: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
+    def _state(
+        hs: np.ndarray,
+        n: int,
+        starts: np.ndarray,
+        weights: np.ndarray,
+        item: np.ndarray,
+        pos: np.ndarray,
+        heads: int,
+        ln1: tuple[np.ndarray, np.ndarray, float],
+        qkv_w: np.ndarray,
+        qkv_b: np.ndarray,
+        proj_w: np.ndarray,
+        proj_b: np.ndarray,
+        ln2: tuple[np.ndarray, np.ndarray, float],
+        ff1_w: np.ndarray,
+        ff1_b: np.ndarray,
+        ff2_w: np.ndarray,
+        ff2_b: np.ndarray,
+        has_long: bool,
+        long_w: np.ndarray,
+        long_b: np.ndarray,
+        ln: tuple[np.ndarray, np.ndarray, float],
+    ) -> np.ndarray:
         orders, length = hs.shape
         m, d = pos.shape
         dh = d // heads
@@ -133,7 +154,9 @@ if numba is not None:
                     for k in range(first, n):
                         acc = np.float32(0.0)
                         for j in range(dh):
-                            acc += (qkv[last, c0 + j] + qkv_b[c0 + j]) * (qkv[at[o, k], d + c0 + j] + qkv_b[d + c0 + j])
+                            acc += (qkv[last, c0 + j] + qkv_b[c0 + j]) * (
+                                qkv[at[o, k], d + c0 + j] + qkv_b[d + c0 + j]
+                            )
                         sc[k] = acc * att
                         top = max(top, sc[k])
                     tot = np.float32(0.0)
@@ -145,7 +168,9 @@ if numba is not None:
                     for k in range(first, n):
                         wk = sc[k] / tot
                         for j in range(dh):
-                            att_out[row, c0 + j] += wk * (qkv[at[o, k], 2 * d + c0 + j] + qkv_b[2 * d + c0 + j])
+                            att_out[row, c0 + j] += wk * (
+                                qkv[at[o, k], 2 * d + c0 + j] + qkv_b[2 * d + c0 + j]
+                            )
         y = att_out @ proj_w.T
         z = np.empty((rows, d), np.float32)
         for r in range(rows):
@@ -156,7 +181,11 @@ if numba is not None:
         for r in range(rows):
             for j in range(f.shape[1]):
                 v = f[r, j] + ff1_b[j]
-                f[r, j] = np.float32(0.5) * v * (np.float32(1.0) + np.float32(math.erf(v * 0.7071067811865476)))
+                f[r, j] = (
+                    np.float32(0.5)
+                    * v
+                    * (np.float32(1.0) + np.float32(math.erf(v * 0.7071067811865476)))
+                )
         g = f @ ff2_w.T
         out = np.zeros(d, np.float32)
         for r in range(rows):

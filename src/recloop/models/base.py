@@ -6,6 +6,7 @@ the vocabularies, the users' histories and seen-item filtering. Training *policy
 (samplers, losses, the epoch loop, early stopping) lives in ``recloop.training``; a model
 only says how to turn a batch into a loss and how to score.
 """
+
 from __future__ import annotations
 
 import abc
@@ -22,7 +23,15 @@ from torch import nn
 from recloop.errors import ConfigError
 from recloop.training.options import FitOptions, set_threads
 
-__all__ = ["FitOptions", "OnlineBatch", "Prefixes", "RecModel", "RowAdagrad", "TrainData", "set_threads"]
+__all__ = [
+    "FitOptions",
+    "OnlineBatch",
+    "Prefixes",
+    "RecModel",
+    "RowAdagrad",
+    "TrainData",
+    "set_threads",
+]
 
 
 @dataclass
@@ -80,7 +89,9 @@ class Prefixes(Sequence[np.ndarray]):
 
     __slots__ = ("_ends", "_seqs", "max_len")
 
-    def __init__(self, seqs: Sequence[Sequence[int] | np.ndarray], ends: Sequence[int], max_len: int) -> None:
+    def __init__(
+        self, seqs: Sequence[Sequence[int] | np.ndarray], ends: Sequence[int], max_len: int
+    ) -> None:
         if len(seqs) != len(ends):
             raise ValueError(f"seqs and ends differ in length: {len(seqs)} vs {len(ends)}")
         self._seqs = seqs
@@ -91,7 +102,7 @@ class Prefixes(Sequence[np.ndarray]):
         return len(self._seqs)
 
     def _row(self, seq: Sequence[int] | np.ndarray, end: int) -> np.ndarray:
-        return np.asarray(seq[max(0, end - self.max_len):end], np.int64)
+        return np.asarray(seq[max(0, end - self.max_len) : end], np.int64)
 
     def __getitem__(self, r: Any) -> Any:
         if isinstance(r, slice):
@@ -104,17 +115,16 @@ class Prefixes(Sequence[np.ndarray]):
 
     def whole(self, r: int) -> np.ndarray:
         """Row ``r`` uncut: every item before its event, not only the last ``max_len``."""
-        return np.asarray(self._seqs[r][:int(self._ends[r])], np.int64)
+        return np.asarray(self._seqs[r][: int(self._ends[r])], np.int64)
 
     def tails(self, length: int) -> tuple[np.ndarray, np.ndarray]:
         """Each row's last ``min(length, max_len)`` items: (n,) counts and their concatenation
         (rows in order, each oldest first)."""
         k = min(length, self.max_len)
-        parts = [s[e - k if e > k else 0:e] for s, e in zip(self._seqs, self._ends)]
+        parts = [s[e - k if e > k else 0 : e] for s, e in zip(self._seqs, self._ends)]
         lens = np.fromiter(map(len, parts), np.int64, len(parts))
         flat = np.fromiter(itertools.chain.from_iterable(parts), np.int64, int(lens.sum()))
         return lens, flat
-
 
 
 def check_positive(**values: float) -> None:
@@ -223,13 +233,19 @@ class RecModel(abc.ABC):
 
 # ---------------------------------------------------------------- shared helpers
 
+
 def seed_everything(seed: int) -> np.random.Generator:
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
 
 
-def grow_rows(weight: torch.Tensor, n_rows: int, init_std: float, generator: torch.Generator | None = None,
-              mean_row: bool = False) -> torch.Tensor:
+def grow_rows(
+    weight: torch.Tensor,
+    n_rows: int,
+    init_std: float,
+    generator: torch.Generator | None = None,
+    mean_row: bool = False,
+) -> torch.Tensor:
     """Return ``weight`` extended to ``n_rows`` rows.
 
     New rows are small random vectors around the mean of the existing rows when
@@ -278,12 +294,18 @@ class RowAdagrad:
 
     def grow(self, n_rows: int) -> None:
         if self.state.numel() < n_rows:
-            self.state = torch.cat([self.state, torch.full((n_rows - self.state.numel(),), self.initial)])
+            self.state = torch.cat(
+                [self.state, torch.full((n_rows - self.state.numel(),), self.initial)]
+            )
 
     def step(self, weight: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor) -> None:
         """``weight[rows] -= lr * grad / sqrt(acc)``; duplicate rows are summed first."""
         uniq, inv = unique_rows(rows, weight.shape[0])
-        self.step_summed(weight, uniq, torch.zeros(len(uniq), grad.shape[1], dtype=grad.dtype).index_add_(0, inv, grad))
+        self.step_summed(
+            weight,
+            uniq,
+            torch.zeros(len(uniq), grad.shape[1], dtype=grad.dtype).index_add_(0, inv, grad),
+        )
 
     def step_summed(self, weight: torch.Tensor, uniq: torch.Tensor, g: torch.Tensor) -> None:
         """``step`` given distinct ``uniq`` rows and each one's summed gradient ``g``."""

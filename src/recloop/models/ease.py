@@ -22,6 +22,7 @@ Online, the item-item counts ``X^T X`` take every new positive event (with the i
 user had before), and every ``refresh_every`` events ``B`` is solved again from them, in
 the learner's worker thread.
 """
+
 from __future__ import annotations
 
 import math
@@ -67,7 +68,9 @@ class _Sums:
 
     def __init__(self, length: int) -> None:
         self.length = length
-        self._rows: OrderedDict[int, tuple[int, np.ndarray, np.ndarray]] = OrderedDict()  # length, items summed, sum
+        self._rows: OrderedDict[int, tuple[int, np.ndarray, np.ndarray]] = (
+            OrderedDict()
+        )  # length, items summed, sum
         self._lock = threading.Lock()
 
     def clear(self) -> None:
@@ -82,12 +85,16 @@ class _Sums:
         n, m = len(history), self.length
         with self._lock:
             kept = self._rows.get(user) if user >= 0 else None
-        if kept is not None and 0 <= n - kept[0] <= m and np.array_equal(history[max(0, kept[0] - m):kept[0]], kept[1]):
+        if (
+            kept is not None
+            and 0 <= n - kept[0] <= m
+            and np.array_equal(history[max(0, kept[0] - m) : kept[0]], kept[1])
+        ):
             known, out = kept[0], kept[2].copy()
             if n > known:
                 out += self._sum(b, row_of, history[known:])
             if n > m:  # items that left the last `length`
-                out -= self._sum(b, row_of, history[max(0, known - m):n - m])
+                out -= self._sum(b, row_of, history[max(0, known - m) : n - m])
         else:
             out = self._sum(b, row_of, history[-m:]).copy()  # may be a view of B
         if user >= 0:
@@ -135,15 +142,32 @@ class EASE(RecModel):
     holds_out_validation = False  # a closed form: nothing to stop early
     learns_from_replay = False  # counts new events only
 
-    def __init__(self, seed: int = 0, reg: float = 100.0, max_items: int = 4000, history_len: int = 200,
-                 recent_len: int = 10, recent_weight: float = 0.0, refresh_every: int = 2000) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        reg: float = 100.0,
+        max_items: int = 4000,
+        history_len: int = 200,
+        recent_len: int = 10,
+        recent_weight: float = 0.0,
+        refresh_every: int = 2000,
+    ) -> None:
         super().__init__(seed)
         check_positive_ints(max_items=max_items, history_len=history_len, recent_len=recent_len)
         for key, value in (("reg", reg), ("recent_weight", recent_weight)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                    math.isfinite(value) and (value > 0 if key == "reg" else value >= 0)):
-                raise ConfigError(f"{key} must be a {'positive number' if key == 'reg' else 'number >= 0'}, got {value!r}")
-        if isinstance(refresh_every, bool) or not isinstance(refresh_every, int) or refresh_every < 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (math.isfinite(value) and (value > 0 if key == "reg" else value >= 0))
+            ):
+                raise ConfigError(
+                    f"{key} must be a {'positive number' if key == 'reg' else 'number >= 0'}, got {value!r}"
+                )
+        if (
+            isinstance(refresh_every, bool)
+            or not isinstance(refresh_every, int)
+            or refresh_every < 0
+        ):
             raise ConfigError(f"refresh_every must be an integer >= 0, got {refresh_every!r}")
         self.reg, self.max_items, self.history_len = float(reg), int(max_items), int(history_len)
         self.recent_len, self.recent_weight = int(recent_len), float(recent_weight)
@@ -155,14 +179,18 @@ class EASE(RecModel):
     def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:
         # a closed form has nothing to stop early on: items held out for that count too
         held = {int(u): int(i) for u, i in zip(data.valid_user_idx, data.valid_item_idx)}
-        counts = np.bincount(np.concatenate([data.item_idx[data.positives], list(held.values())]).astype(np.int64),
-                             minlength=data.n_items)[:data.n_items]
+        counts = np.bincount(
+            np.concatenate([data.item_idx[data.positives], list(held.values())]).astype(np.int64),
+            minlength=data.n_items,
+        )[: data.n_items]
         k = min(self.max_items, int((counts > 0).sum()))
         head = np.sort(np.argsort(-counts, kind="stable")[:k])
         self.row_of_ = np.full(data.n_items, -1, np.int64)
         self.row_of_[head] = np.arange(k)
         self.head_ = head  # B's rows and columns, in item order
-        self.head_is_prefix_ = bool(k == 0 or head[-1] == k - 1)  # every item up to the last modelled one
+        self.head_is_prefix_ = bool(
+            k == 0 or head[-1] == k - 1
+        )  # every item up to the last modelled one
         self.gram_ = np.zeros((k, k), np.float64)
         for u, seq in enumerate(data.sequences):  # X^T X, a user at a time (X is never built)
             if u in held:
@@ -199,9 +227,11 @@ class EASE(RecModel):
                 h = np.asarray(h, np.int64)
                 row = self.sums.row(b, self.row_of_, int(u), h)
                 if self.recent_weight:
-                    row += np.float32(self.recent_weight) * self.recent_sums.row(b, self.row_of_, int(u), h)
+                    row += np.float32(self.recent_weight) * self.recent_sums.row(
+                        b, self.row_of_, int(u), h
+                    )
                 if self.head_is_prefix_:
-                    out[r, :len(row)] = row
+                    out[r, : len(row)] = row
                 else:
                     out[r, self.head_] = row
         return out
@@ -211,7 +241,9 @@ class EASE(RecModel):
         """New items are not modelled (they score 0) until a refit."""
         super().grow(n_users, n_items)
         if self.b_ is not None and n_items > len(self.row_of_):
-            self.row_of_ = np.concatenate([self.row_of_, np.full(n_items - len(self.row_of_), -1, np.int64)])
+            self.row_of_ = np.concatenate(
+                [self.row_of_, np.full(n_items - len(self.row_of_), -1, np.int64)]
+            )
 
     def learn(self, batch: OnlineBatch) -> float:
         """Count each new positive event against the items its user had before, and solve
@@ -242,12 +274,24 @@ class EASE(RecModel):
 
     # ------------------------------------------------------------------ persistence
     def hyperparameters(self) -> dict[str, Any]:
-        return {"reg": self.reg, "max_items": self.max_items, "history_len": self.history_len,
-                "recent_len": self.recent_len, "recent_weight": self.recent_weight, "refresh_every": self.refresh_every}
+        return {
+            "reg": self.reg,
+            "max_items": self.max_items,
+            "history_len": self.history_len,
+            "recent_len": self.recent_len,
+            "recent_weight": self.recent_weight,
+            "refresh_every": self.refresh_every,
+        }
 
     def get_state(self) -> dict[str, Any]:
-        return {"b": self._b().copy(), "gram": self.gram_.copy(), "row_of": self.row_of_.copy(),
-                "n_users": self.n_users_, "n_items": self.n_items_, "events_since_solve": self.events_since_solve_}
+        return {
+            "b": self._b().copy(),
+            "gram": self.gram_.copy(),
+            "row_of": self.row_of_.copy(),
+            "n_users": self.n_users_,
+            "n_items": self.n_items_,
+            "events_since_solve": self.events_since_solve_,
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.b_ = np.asarray(state["b"], np.float32)

@@ -29,6 +29,7 @@ first event, for whom the blend has no history to read, teaches it against the o
 own prediction: newcomers' first choices are what is popular with newcomers now (+0.0018
 on the replay).
 """
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,11 @@ STEP_FLOATS = 8_000_000
 #: windows of 10, 5 and 2 items (4 orders until session 8, for speed: 0.2502–0.2505 HR@10 on
 #: the replay against 0.2507–0.2511 with 8, once the compiled state made them cheap).
 #: EASE's last 10 items weigh 1 + 1.5 times the rest (``recent_weight``).
-PART_DEFAULTS: dict[str, dict[str, Any]] = {"sasrec": {"online_lr": 0.0}, "mf": {"online_lr": 0.0},
-                                            "ease": {"refresh_every": 0, "recent_weight": 1.5}}
+PART_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sasrec": {"online_lr": 0.0},
+    "mf": {"online_lr": 0.0},
+    "ease": {"refresh_every": 0, "recent_weight": 1.5},
+}
 
 
 def _numpy(x: Any) -> np.ndarray:
@@ -92,28 +96,49 @@ class Hybrid(RecModel):
     uses_history = True
     uses_times = True  # passed on to the parts that read them (sasrec)
 
-    def __init__(self, seed: int = 0, mf_weight: float = 0.35, ease_weight: float = 0.75,
-                 sasrec: dict[str, Any] | None = None, mf: dict[str, Any] | None = None,
-                 ease: dict[str, Any] | None = None, online_bias_lr: float = 0.03) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        mf_weight: float = 0.35,
+        ease_weight: float = 0.75,
+        sasrec: dict[str, Any] | None = None,
+        mf: dict[str, Any] | None = None,
+        ease: dict[str, Any] | None = None,
+        online_bias_lr: float = 0.03,
+    ) -> None:
         super().__init__(seed)
-        if isinstance(mf_weight, bool) or not isinstance(mf_weight, (int, float)) or not (
-                math.isfinite(mf_weight) and 0.0 <= mf_weight <= 1.0):
+        if (
+            isinstance(mf_weight, bool)
+            or not isinstance(mf_weight, (int, float))
+            or not (math.isfinite(mf_weight) and 0.0 <= mf_weight <= 1.0)
+        ):
             raise ConfigError(f"mf_weight must be a number in [0, 1], got {mf_weight!r}")
-        if isinstance(ease_weight, bool) or not isinstance(ease_weight, (int, float)) or not (
-                math.isfinite(ease_weight) and ease_weight >= 0.0):
+        if (
+            isinstance(ease_weight, bool)
+            or not isinstance(ease_weight, (int, float))
+            or not (math.isfinite(ease_weight) and ease_weight >= 0.0)
+        ):
             raise ConfigError(f"ease_weight must be a number >= 0, got {ease_weight!r}")
         for key, value in (("sasrec", sasrec), ("mf", mf), ("ease", ease)):
             if value is not None and not isinstance(value, dict):
-                raise ConfigError(f"{key} must be a dict of that model's hyperparameters, got {type(value).__name__}")
+                raise ConfigError(
+                    f"{key} must be a dict of that model's hyperparameters, got {type(value).__name__}"
+                )
         self.mf_weight, self.ease_weight = float(mf_weight), float(ease_weight)
         given = {"sasrec": sasrec, "mf": mf, "ease": ease}
-        self.part_hyperparameters = {name: {**PART_DEFAULTS[name], **(given[name] or {})} for name in PARTS}
+        self.part_hyperparameters = {
+            name: {**PART_DEFAULTS[name], **(given[name] or {})} for name in PARTS
+        }
         # built here so a bad part hyperparameter fails now, not after a long fit
-        self.parts = {name: create(name, seed=seed, **self.part_hyperparameters[name]) for name in PARTS}
+        self.parts = {
+            name: create(name, seed=seed, **self.part_hyperparameters[name]) for name in PARTS
+        }
         self.online_bias = OnlineBias(online_bias_lr)
         #: whether no part takes online parameter steps (then served scores stay valid)
-        self._frozen = all(getattr(p, "online_lr", 0) == 0 and getattr(p, "refresh_every", 0) == 0
-                           for p in self.parts.values())
+        self._frozen = all(
+            getattr(p, "online_lr", 0) == 0 and getattr(p, "refresh_every", 0) == 0
+            for p in self.parts.values()
+        )
         self.fitted_ = False
 
     @property
@@ -141,8 +166,12 @@ class Hybrid(RecModel):
     def _times(self, name: str, times: Sequence[np.ndarray] | None) -> dict[str, Any]:
         return {"times": times} if times is not None and self.parts[name].uses_times else {}
 
-    def _blend(self, user_idx: np.ndarray, histories: Sequence[np.ndarray],
-               times: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    def _blend(
+        self,
+        user_idx: np.ndarray,
+        histories: Sequence[np.ndarray],
+        times: Sequence[np.ndarray] | None = None,
+    ) -> np.ndarray:
         """The parts' weighted scores, without the online offset."""
         out: np.ndarray | None = None
         for name, w in self.weights.items():
@@ -153,22 +182,35 @@ class Hybrid(RecModel):
         assert out is not None  # sasrec's and mf's weights sum to 1
         return out.astype(np.float32, copy=False)
 
-    def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray],
-              times: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    def score(
+        self,
+        user_idx: np.ndarray,
+        histories: Sequence[np.ndarray],
+        times: Sequence[np.ndarray] | None = None,
+    ) -> np.ndarray:
         self._check()
         out = self._blend(user_idx, histories, times)
         if self._frozen:  # the parts do not step: what is served now is what the step would compute
             self.online_bias.remember(user_idx, [len(h) for h in histories], out)
         return self.online_bias.add_to(out)
 
-    def user_states(self, user_idx: np.ndarray, histories: Sequence[np.ndarray],
-                    times: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    def user_states(
+        self,
+        user_idx: np.ndarray,
+        histories: Sequence[np.ndarray],
+        times: Sequence[np.ndarray] | None = None,
+    ) -> np.ndarray:
         """(batch, d_sasrec + d_mf): each part's request-time user vector times its weight,
         so ``score == user_states @ item_vectors().T + item_bias()``."""
         self._check()
         parts: dict[str, Any] = self.parts  # both parts have user_states (not on RecModel)
-        return np.concatenate([w * _numpy(parts[name].user_states(user_idx, histories, **self._times(name, times)))
-                               for name, w in self.low_rank.items()], axis=1)
+        return np.concatenate(
+            [
+                w * _numpy(parts[name].user_states(user_idx, histories, **self._times(name, times)))
+                for name, w in self.low_rank.items()
+            ],
+            axis=1,
+        )
 
     def item_vectors(self) -> np.ndarray | None:
         if not self.fitted_ or self.ease_weight > 0:  # EASE's item-item sums are no dot product
@@ -234,8 +276,11 @@ class Hybrid(RecModel):
         chunk = max(1, STEP_FLOATS // max(1, n_items))  # bounded memory on a large catalogue
         losses = []
         for a in range(0, len(rows), chunk):
-            u, h = users[a:a + chunk], seen[a:a + chunk]
-            kept = [bias.recall(int(x), len(y), n_items) if len(y) else None for x, y in zip(u.tolist(), h)]
+            u, h = users[a : a + chunk], seen[a : a + chunk]
+            kept = [
+                bias.recall(int(x), len(y), n_items) if len(y) else None
+                for x, y in zip(u.tolist(), h)
+            ]
             missed = [r for r, row in enumerate(kept) if row is None and len(h[r])]
             scores = np.zeros((len(u), n_items), np.float32)  # no history: the offset alone
             if missed:
@@ -243,18 +288,26 @@ class Hybrid(RecModel):
             for r, row in enumerate(kept):
                 if row is not None:
                     scores[r] = row
-            losses.append(bias.step(bias.add_to(scores), items[a:a + chunk], h) * len(u))
+            losses.append(bias.step(bias.add_to(scores), items[a : a + chunk], h) * len(u))
         return float(sum(losses) / len(rows))
 
     # ------------------------------------------------------------------ persistence
     def hyperparameters(self) -> dict[str, Any]:
-        return {"mf_weight": self.mf_weight, "ease_weight": self.ease_weight, "online_bias_lr": self.online_bias.lr,
-                **{name: self.parts[name].hyperparameters() for name in PARTS}}
+        return {
+            "mf_weight": self.mf_weight,
+            "ease_weight": self.ease_weight,
+            "online_bias_lr": self.online_bias.lr,
+            **{name: self.parts[name].hyperparameters() for name in PARTS},
+        }
 
     def get_state(self) -> dict[str, Any]:
         self._check()
-        return {"parts": {name: part.get_state() for name, part in self.parts.items()},
-                "n_users": self.n_users_, "n_items": self.n_items_, "online_bias": self.online_bias.value.copy()}
+        return {
+            "parts": {name: part.get_state() for name, part in self.parts.items()},
+            "n_users": self.n_users_,
+            "n_items": self.n_items_,
+            "online_bias": self.online_bias.value.copy(),
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         for name, part in self.parts.items():
@@ -266,5 +319,5 @@ class Hybrid(RecModel):
         self.online_bias = OnlineBias(self.online_bias.lr, self.n_items_)
         if state.get("online_bias") is not None:  # snapshots from before it start at 0
             given = np.asarray(state["online_bias"], np.float32)
-            self.online_bias.value[:len(given)] = given[:self.n_items_]
+            self.online_bias.value[: len(given)] = given[: self.n_items_]
         self.fitted_ = True

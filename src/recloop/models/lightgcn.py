@@ -12,6 +12,7 @@ updates their touched rows with row-wise Adagrad, and ``grow`` appends rows. A r
 propagates again. Users without a trained row are folded in over the propagated item
 embeddings.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -53,19 +54,27 @@ class _SymmetricSpMM(torch.autograd.Function):
         return None, torch.sparse.mm(ctx.adj, grad)
 
 
-def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> torch.Tensor:
+def normalized_adjacency(
+    users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
+) -> torch.Tensor:
     """(n_users + n_items, n_users + n_items) sparse CSR ``D^-1/2 A D^-1/2`` of the
     bipartite graph (repeated pairs count once)."""
     n = n_users + n_items
-    pairs = np.unique(np.stack([users, items], 1), axis=0) if len(users) else np.zeros((0, 2), np.int64)
+    pairs = (
+        np.unique(np.stack([users, items], 1), axis=0) if len(users) else np.zeros((0, 2), np.int64)
+    )
     rows = np.concatenate([pairs[:, 0], n_users + pairs[:, 1]])
     cols = np.concatenate([n_users + pairs[:, 1], pairs[:, 0]])
     deg = np.bincount(rows, minlength=n).astype(np.float64)
     d_inv = 1.0 / np.sqrt(np.maximum(deg, 1.0))
     vals = torch.from_numpy((d_inv[rows] * d_inv[cols]).astype(np.float32))
     with torch.sparse.check_sparse_tensor_invariants(True):
-        coo = torch.sparse_coo_tensor(torch.from_numpy(np.stack([rows, cols])), vals, (n, n)).coalesce()
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": sparse.mm on CSR is stable enough here
+        coo = torch.sparse_coo_tensor(
+            torch.from_numpy(np.stack([rows, cols])), vals, (n, n)
+        ).coalesce()
+    with (
+        warnings.catch_warnings()
+    ):  # "sparse CSR support is in beta": sparse.mm on CSR is stable enough here
         warnings.simplefilter("ignore", UserWarning)
         return coo.to_sparse_csr()
 
@@ -73,7 +82,9 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_i
 class LightGCNNet(nn.Module):
     """Training module: ego embeddings of users and items, and item context rows."""
 
-    def __init__(self, n_users: int, n_items: int, dim: int, layers: int, adj: torch.Tensor) -> None:
+    def __init__(
+        self, n_users: int, n_items: int, dim: int, layers: int, adj: torch.Tensor
+    ) -> None:
         super().__init__()
         self.n_users, self.layers, self.adj = n_users, layers, adj
         self.user = nn.Parameter(torch.randn(n_users, dim) * 0.1)
@@ -88,7 +99,7 @@ class LightGCNNet(nn.Module):
             e = _SymmetricSpMM.apply(self.adj, e)
             total = total + e
         total = total / (self.layers + 1)
-        return total[:self.n_users], total[self.n_users:]
+        return total[: self.n_users], total[self.n_users :]
 
 
 @register
@@ -109,15 +120,40 @@ class LightGCN(RecencyFactorsModel):
 
     name = "lightgcn"
 
-    def __init__(self, seed: int = 0, dim: int = 64, layers: int = 3, epochs: int = 60, lr: float = 2e-2,
-                 reg: float = 1e-4, batch_size: int = 4096, n_negatives: int = 8, history_len: int = 10,
-                 recency_decay: float = 0.8, patience: int = 5, fold_in_reg: float = 0.5, online_lr: float = 0.05,
-                 online_negatives: int = 4) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        dim: int = 64,
+        layers: int = 3,
+        epochs: int = 60,
+        lr: float = 2e-2,
+        reg: float = 1e-4,
+        batch_size: int = 4096,
+        n_negatives: int = 8,
+        history_len: int = 10,
+        recency_decay: float = 0.8,
+        patience: int = 5,
+        fold_in_reg: float = 0.5,
+        online_lr: float = 0.05,
+        online_negatives: int = 4,
+    ) -> None:
         super().__init__(seed)
         check_positive(layers=layers)
         self.layers = layers
-        self._init_factors(dim, epochs, lr, reg, batch_size, n_negatives, history_len, recency_decay, patience,
-                           fold_in_reg, online_lr, online_negatives)
+        self._init_factors(
+            dim,
+            epochs,
+            lr,
+            reg,
+            batch_size,
+            n_negatives,
+            history_len,
+            recency_decay,
+            patience,
+            fold_in_reg,
+            online_lr,
+            online_negatives,
+        )
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:
@@ -140,28 +176,56 @@ class LightGCN(RecencyFactorsModel):
             state = user_final[u] + Recency.embed(net.context, ci, cw)
             pos_s = (state * item_final[i]).sum(-1)
             neg_s = torch.einsum("bd,bnd->bn", state, item_final[j])
-            ego = net.user[u].pow(2).sum() + net.item[i].pow(2).sum() + net.item[j].pow(2).sum() / self.n_negatives
+            ego = (
+                net.user[u].pow(2).sum()
+                + net.item[i].pow(2).sum()
+                + net.item[j].pow(2).sum() / self.n_negatives
+            )
             return bpr_loss(pos_s, neg_s) + self.reg * ego / (2 * len(u))
 
         def refresh() -> None:
             with torch.no_grad():
                 user_final, item_final = net()
-            self.factors_ = RecencyFactors(user_final, item_final, net.context.detach().clone(), None, data.n_users,
-                                           self.recency, self.fold_in_reg)
+            self.factors_ = RecencyFactors(
+                user_final,
+                item_final,
+                net.context.detach().clone(),
+                None,
+                data.n_users,
+                self.recency,
+                self.fold_in_reg,
+            )
 
         def validate() -> float:
             refresh()
             return validation_ndcg(self, data)
 
-        report = train(net, batches, loss_fn,
-                       TrainConfig(epochs=self.epochs, lr=self.lr, patience=self.patience, desc="lightgcn"),
-                       options, rng, validate=validate if len(data.valid_user_idx) else None)
+        report = train(
+            net,
+            batches,
+            loss_fn,
+            TrainConfig(epochs=self.epochs, lr=self.lr, patience=self.patience, desc="lightgcn"),
+            options,
+            rng,
+            validate=validate if len(data.valid_user_idx) else None,
+        )
         refresh()
         return report
 
     # ------------------------------------------------------------------ persistence
     def hyperparameters(self) -> dict[str, Any]:
-        return {"dim": self.dim, "layers": self.layers, "epochs": self.epochs, "lr": self.lr, "reg": self.reg,
-                "batch_size": self.batch_size, "n_negatives": self.n_negatives, "history_len": self.history_len,
-                "recency_decay": self.recency_decay, "patience": self.patience, "fold_in_reg": self.fold_in_reg,
-                "online_lr": self.online_lr, "online_negatives": self.online_negatives}
+        return {
+            "dim": self.dim,
+            "layers": self.layers,
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "reg": self.reg,
+            "batch_size": self.batch_size,
+            "n_negatives": self.n_negatives,
+            "history_len": self.history_len,
+            "recency_decay": self.recency_decay,
+            "patience": self.patience,
+            "fold_in_reg": self.fold_in_reg,
+            "online_lr": self.online_lr,
+            "online_negatives": self.online_negatives,
+        }

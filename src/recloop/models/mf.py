@@ -16,6 +16,7 @@ implicit zero on all items (the ALS fold-in), recomputed at each request.
 
 The recency helpers (``Recency``) are shared with ``lightgcn``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
@@ -54,7 +55,7 @@ class Recency:
 
     def __init__(self, length: int, decay: float) -> None:
         self.length = length
-        self.base = torch.tensor([decay ** k for k in range(length)], dtype=torch.float32)
+        self.base = torch.tensor([decay**k for k in range(length)], dtype=torch.float32)
 
     def _weights(self, mask: torch.Tensor) -> torch.Tensor:
         w = self.base * mask
@@ -68,7 +69,7 @@ class Recency:
         if isinstance(histories, Prefixes):  # the online learner's histories: no array per row
             lens, flat = histories.tails(self.length)
         else:
-            tails = [np.asarray(h[-self.length:], np.int64) for h in histories]
+            tails = [np.asarray(h[-self.length :], np.int64) for h in histories]
             lens = np.fromiter((len(t) for t in tails), np.int64, n)
             flat = np.concatenate(tails) if n else np.zeros(0, np.int64)
         if len(flat):
@@ -109,8 +110,12 @@ def fold_in_gram(items: torch.Tensor, reg: float) -> torch.Tensor:
 FOLD_IN_LEN = 200
 
 
-def ridge_fold_in(items: torch.Tensor, histories: Sequence[np.ndarray], gram: torch.Tensor,
-                  max_len: int = FOLD_IN_LEN) -> torch.Tensor:
+def ridge_fold_in(
+    items: torch.Tensor,
+    histories: Sequence[np.ndarray],
+    gram: torch.Tensor,
+    max_len: int = FOLD_IN_LEN,
+) -> torch.Tensor:
     """(batch, d) ALS fold-in: argmin_p sum_{h} (1 - <p, q_h>)^2 + 10 * mean_i <p, q_i>^2 + reg |p|^2,
     with ``gram = fold_in_gram(items, reg)``; one batched solve for all histories."""
     tails = [np.asarray(h[-max_len:], np.int64) for h in histories]
@@ -123,7 +128,7 @@ def ridge_fold_in(items: torch.Tensor, histories: Sequence[np.ndarray], gram: to
     cols = np.arange(len(rows)) - np.repeat(np.cumsum(lens) - lens, lens)
     idx[rows, cols] = np.concatenate(tails)
     mask = torch.from_numpy(np.arange(width)[None, :] < lens[:, None]).to(items.dtype)
-    qh = items[torch.from_numpy(idx)] * mask.unsqueeze(-1)          # (batch, width, d)
+    qh = items[torch.from_numpy(idx)] * mask.unsqueeze(-1)  # (batch, width, d)
     a = torch.einsum("bld,ble->bde", qh, qh) + gram
     return torch.linalg.solve(a, qh.sum(1))
 
@@ -148,15 +153,17 @@ class RecencyFactors:
     ``lightgcn`` serve and learn online through this class.
     """
 
-    user: torch.Tensor      # (n_users, d)
-    item: torch.Tensor      # (n_items, d)
-    context: torch.Tensor   # (n_items, d)
+    user: torch.Tensor  # (n_users, d)
+    item: torch.Tensor  # (n_items, d)
+    context: torch.Tensor  # (n_items, d)
     bias: torch.Tensor | None  # (n_items,) or None
     n_trained_users: int
     recency: Recency
     fold_in_reg: float
     _gram: torch.Tensor | None = field(default=None, init=False, repr=False)
-    _views: tuple[tuple[Any, ...], tuple[np.ndarray, ...]] | None = field(default=None, init=False, repr=False)
+    _views: tuple[tuple[Any, ...], tuple[np.ndarray, ...]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     def _numpy_views(self) -> tuple[np.ndarray, ...]:
         """(recency weights, context, item, user, bias or None) as numpy views of the tables
@@ -165,8 +172,16 @@ class RecencyFactors:
         key = (self.user, self.item, self.context, self.bias)
         if self._views is None or any(a is not b for a, b in zip(self._views[0], key)):
             bias = None if self.bias is None else self.bias.detach().numpy()
-            self._views = (key, (self.recency.base.numpy(), self.context.detach().numpy(), self.item.detach().numpy(),
-                                 self.user.detach().numpy(), bias))
+            self._views = (
+                key,
+                (
+                    self.recency.base.numpy(),
+                    self.context.detach().numpy(),
+                    self.item.detach().numpy(),
+                    self.user.detach().numpy(),
+                    bias,
+                ),
+            )
         return self._views[1]
 
     def invalidate(self) -> None:
@@ -191,7 +206,9 @@ class RecencyFactors:
         cold = ~((u >= 0) & (u < self.n_trained_users))
         if cold.any():
             rows = np.flatnonzero(cold)
-            out[torch.from_numpy(rows)] += ridge_fold_in(self.item, [histories[r] for r in rows], self._fold_in_gram())
+            out[torch.from_numpy(rows)] += ridge_fold_in(
+                self.item, [histories[r] for r in rows], self._fold_in_gram()
+            )
         return out
 
     def states(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> torch.Tensor:
@@ -229,7 +246,7 @@ class RecencyFactors:
                     states[r] += _solve_spd(q.T @ q + self._fold_in_gram().numpy(), q.sum(0))
             recent = np.asarray(h[-length:], np.int64)[::-1]  # most recent first, as the weights
             if len(recent):
-                w = base[:len(recent)]
+                w = base[: len(recent)]
                 states[r] += (w / max(float(w.sum()), 1e-12)) @ context[recent]
         out: np.ndarray = states @ item.T
         if bias is not None:
@@ -250,8 +267,14 @@ class RecencyFactors:
                 self.bias = torch.cat([self.bias, torch.full((n_items - n_old,), fill)])
             self.invalidate()
 
-    def learn(self, batch: OnlineBatch, opts: dict[str, RowAdagrad], rng: np.random.Generator, n_negatives: int,
-              reg: float) -> float:
+    def learn(
+        self,
+        batch: OnlineBatch,
+        opts: dict[str, RowAdagrad],
+        rng: np.random.Generator,
+        n_negatives: int,
+        reg: float,
+    ) -> float:
         """One BPR step on the touched rows only: the events' users, items, sampled negatives
         and the context rows of each user's recent items, with row-wise Adagrad. A negative
         label (a skip) pushes the item below the sampled ones instead.
@@ -273,16 +296,28 @@ class RecencyFactors:
         with torch.no_grad():
             d = self.item.shape[1]
             items = torch.cat([pos, neg.reshape(-1)])
-            q = self.item.index_select(0, items)                  # positives, then k negatives per event
+            q = self.item.index_select(0, items)  # positives, then k negatives per event
             qi, qj = q[:n], q[n:].view(n, k, d)
-            state = self.user_rows(u, batch.histories) + F.embedding_bag(ci, self.context, per_sample_weights=cw, mode="sum")
-            b = self.bias.index_select(0, items) if self.bias is not None else torch.zeros(len(items))
-            diff = ((state * qi).sum(-1) + b[:n]).unsqueeze(1) - (torch.bmm(qj, state.unsqueeze(2)).squeeze(2) + b[n:].view(n, k))
-            sign = torch.from_numpy(np.where(np.asarray(batch.label) > 0.5, 1.0, -1.0).astype(np.float32))
+            state = self.user_rows(u, batch.histories) + F.embedding_bag(
+                ci, self.context, per_sample_weights=cw, mode="sum"
+            )
+            b = (
+                self.bias.index_select(0, items)
+                if self.bias is not None
+                else torch.zeros(len(items))
+            )
+            diff = ((state * qi).sum(-1) + b[:n]).unsqueeze(1) - (
+                torch.bmm(qj, state.unsqueeze(2)).squeeze(2) + b[n:].view(n, k)
+            )
+            sign = torch.from_numpy(
+                np.where(np.asarray(batch.label) > 0.5, 1.0, -1.0).astype(np.float32)
+            )
             w = torch.as_tensor(np.asarray(batch.weight, np.float32))
-            x = sign.unsqueeze(1) * diff                          # (n, k)
+            x = sign.unsqueeze(1) * diff  # (n, k)
             flat_s, flat_q = state.reshape(-1), q.reshape(-1)
-            loss = (-F.logsigmoid(x).mean(1) * w).sum() / n + reg * (flat_s.dot(flat_s) + flat_q.dot(flat_q)) / n
+            loss = (-F.logsigmoid(x).mean(1) * w).sum() / n + reg * (
+                flat_s.dot(flat_s) + flat_q.dot(flat_q)
+            ) / n
             # gradients: dd = d loss / d diff, then through state = p_u + sum_l w_l c_l, q and the biases
             dd = torch.sigmoid(-x) * (-(sign * w) / (k * n)).unsqueeze(1)
             dsum = dd.sum(1, keepdim=True)
@@ -294,35 +329,58 @@ class RecencyFactors:
             opts["item"].step(self.item, items, g_q)
             self.invalidate()
             if self.bias is not None:
-                opts["bias"].step(self.bias.unsqueeze(1), items, torch.cat([dsum.squeeze(1), -dd.reshape(-1)]).unsqueeze(1))
+                opts["bias"].step(
+                    self.bias.unsqueeze(1),
+                    items,
+                    torch.cat([dsum.squeeze(1), -dd.reshape(-1)]).unsqueeze(1),
+                )
             flat_w = cw.reshape(-1)
             live = torch.nonzero(flat_w > 0).squeeze(1)
             if len(live):
                 # context row r gets sum over (event b, slot l) holding r of w_bl * d loss / d state_b:
                 # a sparse (rows x events) matrix times g_state, without an (n * length, d) copy
                 rows, inv = unique_rows(ci.reshape(-1)[live], self.context.shape[0])
-                spread = torch.sparse_coo_tensor(torch.stack([inv, live // cw.shape[1]]), flat_w[live], (len(rows), n),
-                                                 check_invariants=False)
+                spread = torch.sparse_coo_tensor(
+                    torch.stack([inv, live // cw.shape[1]]),
+                    flat_w[live],
+                    (len(rows), n),
+                    check_invariants=False,
+                )
                 opts["context"].step_summed(self.context, rows, torch.sparse.mm(spread, g_state))
             in_table = (u >= 0) & (u < self.user.shape[0])
             if in_table.all():
                 opts["user"].step(self.user, torch.from_numpy(u), g_state)
             elif in_table.any():
-                opts["user"].step(self.user, torch.from_numpy(u[in_table]), g_state[torch.from_numpy(in_table)])
+                opts["user"].step(
+                    self.user, torch.from_numpy(u[in_table]), g_state[torch.from_numpy(in_table)]
+                )
         return float(loss)
 
     def get_state(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"user": self.user.clone(), "item": self.item.clone(), "context": self.context.clone(),
-                               "n_trained_users": self.n_trained_users}
+        out: dict[str, Any] = {
+            "user": self.user.clone(),
+            "item": self.item.clone(),
+            "context": self.context.clone(),
+            "n_trained_users": self.n_trained_users,
+        }
         if self.bias is not None:
             out["bias"] = self.bias.clone()
         return out
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], recency: Recency, fold_in_reg: float) -> RecencyFactors:
+    def from_state(
+        cls, state: dict[str, Any], recency: Recency, fold_in_reg: float
+    ) -> RecencyFactors:
         bias = state.get("bias")
-        return cls(state["user"].clone(), state["item"].clone(), state["context"].clone(),
-                   None if bias is None else bias.clone(), int(state["n_trained_users"]), recency, fold_in_reg)
+        return cls(
+            state["user"].clone(),
+            state["item"].clone(),
+            state["context"].clone(),
+            None if bias is None else bias.clone(),
+            int(state["n_trained_users"]),
+            recency,
+            fold_in_reg,
+        )
 
 
 def new_optimizers(lr: float) -> dict[str, RowAdagrad]:
@@ -346,28 +404,58 @@ class RecencyFactorsModel(RecModel):
     _opts: dict[str, RowAdagrad]
     _steps: int
 
-    def _init_factors(self, dim: int, epochs: int, lr: float, reg: float, batch_size: int, n_negatives: int,
-                      history_len: int, recency_decay: float, patience: int, fold_in_reg: float, online_lr: float,
-                      online_negatives: int) -> None:
+    def _init_factors(
+        self,
+        dim: int,
+        epochs: int,
+        lr: float,
+        reg: float,
+        batch_size: int,
+        n_negatives: int,
+        history_len: int,
+        recency_decay: float,
+        patience: int,
+        fold_in_reg: float,
+        online_lr: float,
+        online_negatives: int,
+    ) -> None:
         """Validate and keep the hyperparameters the subclasses share; empty online state."""
-        check_positive(dim=dim, epochs=epochs, lr=lr, batch_size=batch_size, n_negatives=n_negatives,
-                       history_len=history_len, recency_decay=recency_decay, patience=patience, fold_in_reg=fold_in_reg,
-                       online_negatives=online_negatives)
+        check_positive(
+            dim=dim,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            n_negatives=n_negatives,
+            history_len=history_len,
+            recency_decay=recency_decay,
+            patience=patience,
+            fold_in_reg=fold_in_reg,
+            online_negatives=online_negatives,
+        )
         if reg < 0 or recency_decay > 1:
-            raise ConfigError(f"reg must be >= 0 and recency_decay <= 1, got reg={reg!r}, recency_decay={recency_decay!r}")
+            raise ConfigError(
+                f"reg must be >= 0 and recency_decay <= 1, got reg={reg!r}, recency_decay={recency_decay!r}"
+            )
         if not online_lr >= 0:
-            raise ConfigError(f"online_lr must be >= 0 (0: no online parameter steps), got {online_lr!r}")
+            raise ConfigError(
+                f"online_lr must be >= 0 (0: no online parameter steps), got {online_lr!r}"
+            )
         self.dim, self.epochs, self.lr, self.reg = dim, epochs, lr, reg
         self.batch_size, self.n_negatives, self.patience = batch_size, n_negatives, patience
-        self.history_len, self.recency_decay, self.fold_in_reg = history_len, recency_decay, fold_in_reg
+        self.history_len, self.recency_decay, self.fold_in_reg = (
+            history_len,
+            recency_decay,
+            fold_in_reg,
+        )
         self.online_lr, self.online_negatives = online_lr, online_negatives
         self.recency = Recency(history_len, recency_decay)
         self.factors_ = None
         self._opts = new_optimizers(online_lr)
         self._steps = 0
 
-    def _bpr_batches(self, users: np.ndarray, items: np.ndarray,
-                     n_items: int) -> Callable[[np.random.Generator, int], Iterator[tuple[torch.Tensor, ...]]]:
+    def _bpr_batches(
+        self, users: np.ndarray, items: np.ndarray, n_items: int
+    ) -> Callable[[np.random.Generator, int], Iterator[tuple[torch.Tensor, ...]]]:
         """An epoch's shuffled training batches of positive rows: (users, items, ``n_negatives``
         uniform negatives each, recency-context indices, context weights)."""
         from recloop.training import NegativeSampler
@@ -378,10 +466,15 @@ class RecencyFactorsModel(RecModel):
         def batches(rng: np.random.Generator, epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
             order = rng.permutation(len(users))
             for s in range(0, len(order), self.batch_size):
-                b = order[s:s + self.batch_size]
+                b = order[s : s + self.batch_size]
                 tb = torch.from_numpy(b)
-                yield (as_long(users[b]), as_long(items[b]), as_long(sampler.sample(rng, (len(b), self.n_negatives))),
-                       ctx_idx[tb], ctx_w[tb])
+                yield (
+                    as_long(users[b]),
+                    as_long(items[b]),
+                    as_long(sampler.sample(rng, (len(b), self.n_negatives))),
+                    ctx_idx[tb],
+                    ctx_w[tb],
+                )
 
         return batches
 
@@ -423,8 +516,13 @@ class RecencyFactorsModel(RecModel):
 
     # ------------------------------------------------------------------ persistence
     def get_state(self) -> dict[str, Any]:
-        return {"factors": self._factors().get_state(), "n_users": self.n_users_, "n_items": self.n_items_,
-                "steps": self._steps, "opts": {k: o.get_state() for k, o in self._opts.items()}}
+        return {
+            "factors": self._factors().get_state(),
+            "n_users": self.n_users_,
+            "n_items": self.n_items_,
+            "steps": self._steps,
+            "opts": {k: o.get_state() for k, o in self._opts.items()},
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.factors_ = RecencyFactors.from_state(state["factors"], self.recency, self.fold_in_reg)
@@ -444,7 +542,9 @@ class MFNet(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_items))
         self.context = nn.Parameter(torch.randn(n_items, dim) * 0.01)
 
-    def forward(self, users: torch.Tensor, ctx_idx: torch.Tensor, ctx_w: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, users: torch.Tensor, ctx_idx: torch.Tensor, ctx_w: torch.Tensor
+    ) -> torch.Tensor:
         """(batch, d) user states of trained users with their recency context."""
         return self.user[users] + Recency.embed(self.context, ctx_idx, ctx_w)
 
@@ -467,12 +567,37 @@ class MF(RecencyFactorsModel):
 
     name = "mf"
 
-    def __init__(self, seed: int = 0, dim: int = 64, epochs: int = 60, lr: float = 4e-3, reg: float = 1e-4,
-                 batch_size: int = 1024, n_negatives: int = 16, history_len: int = 10, recency_decay: float = 0.8,
-                 patience: int = 4, fold_in_reg: float = 0.5, online_lr: float = 0.05, online_negatives: int = 4) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        dim: int = 64,
+        epochs: int = 60,
+        lr: float = 4e-3,
+        reg: float = 1e-4,
+        batch_size: int = 1024,
+        n_negatives: int = 16,
+        history_len: int = 10,
+        recency_decay: float = 0.8,
+        patience: int = 4,
+        fold_in_reg: float = 0.5,
+        online_lr: float = 0.05,
+        online_negatives: int = 4,
+    ) -> None:
         super().__init__(seed)
-        self._init_factors(dim, epochs, lr, reg, batch_size, n_negatives, history_len, recency_decay, patience,
-                           fold_in_reg, online_lr, online_negatives)
+        self._init_factors(
+            dim,
+            epochs,
+            lr,
+            reg,
+            batch_size,
+            n_negatives,
+            history_len,
+            recency_decay,
+            patience,
+            fold_in_reg,
+            online_lr,
+            online_negatives,
+        )
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:
@@ -484,8 +609,15 @@ class MF(RecencyFactorsModel):
         net = MFNet(data.n_users, data.n_items, self.dim)
         # views of the parameters (Adam and the best-state restore write in place), so
         # validation during training scores the current parameters
-        self.factors_ = RecencyFactors(net.user.detach(), net.item.detach(), net.context.detach(), net.bias.detach(),
-                                       data.n_users, self.recency, self.fold_in_reg)
+        self.factors_ = RecencyFactors(
+            net.user.detach(),
+            net.item.detach(),
+            net.context.detach(),
+            net.bias.detach(),
+            data.n_users,
+            self.recency,
+            self.fold_in_reg,
+        )
         self._opts = new_optimizers(self.online_lr)
         self._steps = 0
         pos = data.positives
@@ -505,16 +637,40 @@ class MF(RecencyFactorsModel):
             self._factors().invalidate()  # the parameters moved since the last validation
             return validation_ndcg(self, data)
 
-        report = train(net, batches, loss_fn, TrainConfig(epochs=self.epochs, lr=self.lr, patience=self.patience, desc="mf"),
-                       options, rng, validate=validate if len(data.valid_user_idx) else None)
+        report = train(
+            net,
+            batches,
+            loss_fn,
+            TrainConfig(epochs=self.epochs, lr=self.lr, patience=self.patience, desc="mf"),
+            options,
+            rng,
+            validate=validate if len(data.valid_user_idx) else None,
+        )
         f = self._factors()
-        self.factors_ = RecencyFactors(f.user.clone(), f.item.clone(), f.context.clone(), None if f.bias is None else f.bias.clone(),
-                                       f.n_trained_users, f.recency, f.fold_in_reg)
+        self.factors_ = RecencyFactors(
+            f.user.clone(),
+            f.item.clone(),
+            f.context.clone(),
+            None if f.bias is None else f.bias.clone(),
+            f.n_trained_users,
+            f.recency,
+            f.fold_in_reg,
+        )
         return report
 
     # ------------------------------------------------------------------ persistence
     def hyperparameters(self) -> dict[str, Any]:
-        return {"dim": self.dim, "epochs": self.epochs, "lr": self.lr, "reg": self.reg, "batch_size": self.batch_size,
-                "n_negatives": self.n_negatives, "history_len": self.history_len, "recency_decay": self.recency_decay,
-                "patience": self.patience, "fold_in_reg": self.fold_in_reg, "online_lr": self.online_lr,
-                "online_negatives": self.online_negatives}
+        return {
+            "dim": self.dim,
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "reg": self.reg,
+            "batch_size": self.batch_size,
+            "n_negatives": self.n_negatives,
+            "history_len": self.history_len,
+            "recency_decay": self.recency_decay,
+            "patience": self.patience,
+            "fold_in_reg": self.fold_in_reg,
+            "online_lr": self.online_lr,
+            "online_negatives": self.online_negatives,
+        }

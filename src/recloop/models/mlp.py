@@ -42,6 +42,7 @@ training mean, which is also what ``score`` (ranking) and ``learn`` assume.
 learns the average. Index -1 (or beyond the table) maps to it, and ``grow`` starts new
 rows as copies of it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -83,7 +84,9 @@ def click_labels(data: TrainData, threshold: float) -> np.ndarray:
 class ClickNet(nn.Module):
     """[user row, item row, features] -> 64 -> 32 -> [click, exposure] logits; row 0 is the unknown id."""
 
-    def __init__(self, n_users: int, n_items: int, dim: int, n_features: int, hidden: Sequence[int]) -> None:
+    def __init__(
+        self, n_users: int, n_items: int, dim: int, n_features: int, hidden: Sequence[int]
+    ) -> None:
         super().__init__()
         self.user = nn.Parameter(torch.randn(n_users + 1, dim) * 0.1)
         self.item = nn.Parameter(torch.randn(n_items + 1, dim) * 0.1)
@@ -98,34 +101,43 @@ class ClickNet(nn.Module):
     def linears(self) -> list[nn.Linear]:
         return cast("list[nn.Linear]", list(self.hidden))
 
-    def logits_from(self, user_vec: torch.Tensor, item_vec: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+    def logits_from(
+        self, user_vec: torch.Tensor, item_vec: torch.Tensor, feats: torch.Tensor
+    ) -> torch.Tensor:
         """(..., 2) click and exposure logits for broadcastable user (..., d), item (..., d),
         features (..., f)."""
         first, *rest = self.linears()
         d = self.dim
         w = first.weight
-        h = user_vec @ w[:, :d].T + item_vec @ w[:, d:2 * d].T + first.bias
+        h = user_vec @ w[:, :d].T + item_vec @ w[:, d : 2 * d].T + first.bias
         if feats.shape[-1]:
-            h = h + feats @ w[:, 2 * d:].T
+            h = h + feats @ w[:, 2 * d :].T
         h = F.relu(h)
         for lin in rest:
             h = F.relu(lin(h))
         out: torch.Tensor = self.out(h)
         return out
 
-    def forward(self, u_row: torch.Tensor, i_row: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, u_row: torch.Tensor, i_row: torch.Tensor, feats: torch.Tensor
+    ) -> torch.Tensor:
         return self.logits_from(self.user[u_row], self.item[i_row], feats)
 
 
-def _numpy_click(net: ClickNet, u_rows: np.ndarray, i_rows: np.ndarray, feats: np.ndarray) -> np.ndarray:
+def _numpy_click(
+    net: ClickNet, u_rows: np.ndarray, i_rows: np.ndarray, feats: np.ndarray
+) -> np.ndarray:
     """``sigmoid(net(u, i, feats)[:, 0])`` in numpy (float64), for a few rows."""
     first, *rest = net.linears()
     d = net.dim
     w = first.weight.detach().numpy()
-    h = net.user.detach().numpy()[u_rows] @ w[:, :d].T + net.item.detach().numpy()[i_rows] @ w[:, d:2 * d].T
+    h = (
+        net.user.detach().numpy()[u_rows] @ w[:, :d].T
+        + net.item.detach().numpy()[i_rows] @ w[:, d : 2 * d].T
+    )
     h += first.bias.detach().numpy()
     if feats.shape[-1]:
-        h += feats @ w[:, 2 * d:].T
+        h += feats @ w[:, 2 * d :].T
     h = np.maximum(h, 0.0)
     for lin in rest:
         h = np.maximum(h @ lin.weight.detach().numpy().T + lin.bias.detach().numpy(), 0.0)
@@ -160,13 +172,33 @@ class ClickMLP(RecModel):
 
     name = "mlp"
 
-    def __init__(self, seed: int = 0, dim: int = 32, hidden: Sequence[int] = (64, 32), epochs: int = 20,
-                 lr: float = 5e-3, batch_size: int = 1024, weight_decay: float = 0.0, n_negatives: int = 4,
-                 neg_weight: float = 0.0, click_threshold: float = 4.0, id_dropout: float = 0.02, patience: int = 3,
-                 valid_fraction: float = 0.05,
-                 online_lr: float = 0.01, dense_every: int = 16, dense_lr: float = 1e-4) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        dim: int = 32,
+        hidden: Sequence[int] = (64, 32),
+        epochs: int = 20,
+        lr: float = 5e-3,
+        batch_size: int = 1024,
+        weight_decay: float = 0.0,
+        n_negatives: int = 4,
+        neg_weight: float = 0.0,
+        click_threshold: float = 4.0,
+        id_dropout: float = 0.02,
+        patience: int = 3,
+        valid_fraction: float = 0.05,
+        online_lr: float = 0.01,
+        dense_every: int = 16,
+        dense_lr: float = 1e-4,
+    ) -> None:
         super().__init__(seed)
-        check_positive_ints(dim=dim, epochs=epochs, batch_size=batch_size, patience=patience, dense_every=dense_every)
+        check_positive_ints(
+            dim=dim,
+            epochs=epochs,
+            batch_size=batch_size,
+            patience=patience,
+            dense_every=dense_every,
+        )
         hidden = tuple(int(x) for x in hidden)
         if not hidden or min(hidden) <= 0:
             raise ConfigError(f"hidden must be a non-empty list of positive widths, got {hidden!r}")
@@ -174,14 +206,26 @@ class ClickMLP(RecModel):
             raise ConfigError(f"n_negatives must be an integer >= 0, got {n_negatives!r}")
         check_positive(lr=lr, online_lr=online_lr, dense_lr=dense_lr)
         if weight_decay < 0 or neg_weight < 0:
-            raise ConfigError(f"weight_decay and neg_weight must be >= 0, got {weight_decay}, {neg_weight}")
+            raise ConfigError(
+                f"weight_decay and neg_weight must be >= 0, got {weight_decay}, {neg_weight}"
+            )
         if not 0 <= valid_fraction < 1:
             raise ConfigError(f"valid_fraction must be in [0, 1), got {valid_fraction}")
         if not 0 <= id_dropout < 1:
             raise ConfigError(f"id_dropout must be in [0, 1), got {id_dropout}")
-        self.dim, self.hidden, self.epochs, self.lr, self.batch_size = dim, hidden, epochs, lr, batch_size
+        self.dim, self.hidden, self.epochs, self.lr, self.batch_size = (
+            dim,
+            hidden,
+            epochs,
+            lr,
+            batch_size,
+        )
         self.weight_decay, self.n_negatives, self.neg_weight = weight_decay, n_negatives, neg_weight
-        self.click_threshold, self.id_dropout, self.patience = float(click_threshold), id_dropout, patience
+        self.click_threshold, self.id_dropout, self.patience = (
+            float(click_threshold),
+            id_dropout,
+            patience,
+        )
         self.valid_fraction = valid_fraction
         self.online_lr, self.dense_every, self.dense_lr = online_lr, dense_every, dense_lr
         self.net: ClickNet | None = None
@@ -205,7 +249,9 @@ class ClickMLP(RecModel):
             raw = np.asarray(data.features, np.float32).reshape(len(data.user_idx), -1)
         else:
             raw = prior_click_share(data.user_idx, data.timestamp, click)[:, None]
-        self.feature_mean_ = raw.mean(0).astype(np.float32) if len(raw) else np.zeros(raw.shape[1], np.float32)
+        self.feature_mean_ = (
+            raw.mean(0).astype(np.float32) if len(raw) else np.zeros(raw.shape[1], np.float32)
+        )
         std = raw.std(0).astype(np.float32) if len(raw) else np.ones(raw.shape[1], np.float32)
         self.feature_std_ = np.where(std > 1e-6, std, 1.0).astype(np.float32)
         feats = torch.from_numpy((raw - self.feature_mean_) / self.feature_std_)
@@ -231,7 +277,7 @@ class ClickMLP(RecModel):
         def batches(rng: np.random.Generator, epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
             order = fit_rows[rng.permutation(n)]
             for s in range(0, n, bs):
-                b = torch.from_numpy(order[s:s + bs])
+                b = torch.from_numpy(order[s : s + bs])
                 u, i = users[b].clone(), items[b].clone()
                 if self.id_dropout:
                     u[torch.from_numpy(rng.random(len(b)) < self.id_dropout)] = 0
@@ -243,13 +289,19 @@ class ClickMLP(RecModel):
             u, i, neg, f, y = batch
             uv = net.user[u]
             lo = net.logits_from(uv, net.item[i], f)
-            loss = (F.binary_cross_entropy_with_logits(lo[:, 0], y, reduction="sum")
-                    + F.binary_cross_entropy_with_logits(lo[:, 1], torch.ones_like(y), reduction="sum"))
+            loss = F.binary_cross_entropy_with_logits(
+                lo[:, 0], y, reduction="sum"
+            ) + F.binary_cross_entropy_with_logits(lo[:, 1], torch.ones_like(y), reduction="sum")
             if k:
                 nl = net.logits_from(uv.unsqueeze(1), net.item[neg], f.unsqueeze(1))
                 zero = torch.zeros_like(nl[..., 0])
-                loss = (loss + F.binary_cross_entropy_with_logits(nl[..., 1], zero, reduction="sum")
-                        + F.binary_cross_entropy_with_logits(nl[..., 0], zero, weight=neg_w.expand_as(zero), reduction="sum"))
+                loss = (
+                    loss
+                    + F.binary_cross_entropy_with_logits(nl[..., 1], zero, reduction="sum")
+                    + F.binary_cross_entropy_with_logits(
+                        nl[..., 0], zero, weight=neg_w.expand_as(zero), reduction="sum"
+                    )
+                )
             return loss / len(u)
 
         hu, hi, hf, hy = users[held], items[held], feats[held], labels[held]
@@ -261,11 +313,28 @@ class ClickMLP(RecModel):
             self._item_cache = None
             return validation_ndcg(self, data)
 
-        validate = validate_clicks if held.any() else validate_ranking if len(data.valid_user_idx) else None
-        report = train(net, batches, loss_fn,
-                       TrainConfig(epochs=self.epochs, lr=self.lr, weight_decay=self.weight_decay,
-                                   patience=self.patience, desc="mlp"),
-                       options, rng, validate=validate)
+        validate = (
+            validate_clicks
+            if held.any()
+            else validate_ranking
+            if len(data.valid_user_idx)
+            else None
+        )
+        report = train(
+            net,
+            batches,
+            loss_fn,
+            TrainConfig(
+                epochs=self.epochs,
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+                patience=self.patience,
+                desc="mlp",
+            ),
+            options,
+            rng,
+            validate=validate,
+        )
         if validate is validate_clicks:  # the loop names its metric after ranking; say what it was
             best = report.pop("best_valid_ndcg@10")
             report["best_valid_log_loss"] = None if best is None else -best
@@ -273,8 +342,16 @@ class ClickMLP(RecModel):
                 row["valid_log_loss"] = -row.pop("valid_ndcg@10")
         self._item_cache = None
         counts = np.bincount(np.asarray(data.item_idx, np.int64), minlength=data.n_items)
-        rare = np.flatnonzero(counts <= np.quantile(counts, 0.25)) if len(counts) else np.zeros(0, np.int64)
-        self.new_item_row_ = net.item.detach()[torch.from_numpy(rare + 1)].mean(0) if len(rare) else net.item.detach()[0].clone()
+        rare = (
+            np.flatnonzero(counts <= np.quantile(counts, 0.25))
+            if len(counts)
+            else np.zeros(0, np.int64)
+        )
+        self.new_item_row_ = (
+            net.item.detach()[torch.from_numpy(rare + 1)].mean(0)
+            if len(rare)
+            else net.item.detach()[0].clone()
+        )
         return report
 
     # ------------------------------------------------------------------ serving
@@ -288,14 +365,20 @@ class ClickMLP(RecModel):
         f = len(self.feature_mean_)
         if features is None:
             return torch.zeros(n, f)
-        arr = np.asarray(features, np.float32).reshape(n, -1) if np.size(features) == n * f else None
+        arr = (
+            np.asarray(features, np.float32).reshape(n, -1) if np.size(features) == n * f else None
+        )
         if arr is None or arr.shape[1] != f:
-            raise InvalidInputError("features", f"must have shape ({n}, {f}), got {np.shape(features)}")
+            raise InvalidInputError(
+                "features", f"must have shape ({n}, {f}), got {np.shape(features)}"
+            )
         if not np.all(np.isfinite(arr)):
             raise InvalidInputError("features", "must be finite numbers")
         return torch.from_numpy((arr - self.feature_mean_) / self.feature_std_)
 
-    def predict_proba(self, user_idx: np.ndarray, item_idx: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+    def predict_proba(
+        self, user_idx: np.ndarray, item_idx: np.ndarray, features: np.ndarray | None
+    ) -> np.ndarray:
         """P(click) for each (user, item) pair given request-time ``features`` (n, f) or None.
 
         ``features`` are raw values (``behavior``: a click share in [0, 1]); None means
@@ -307,9 +390,13 @@ class ClickMLP(RecModel):
         u = self._rows(user_idx, net.user)
         i = self._rows(item_idx, net.item)
         if len(u) != len(i):
-            raise InvalidInputError("item_idx", f"must have as many entries as user_idx ({len(u)}), got {len(i)}")
+            raise InvalidInputError(
+                "item_idx", f"must have as many entries as user_idx ({len(u)}), got {len(i)}"
+            )
         feats = self._features(features, len(u))
-        if len(u) <= 16:  # a request's worth: the same layers in numpy, without torch's per-operation overhead
+        if (
+            len(u) <= 16
+        ):  # a request's worth: the same layers in numpy, without torch's per-operation overhead
             p = _numpy_click(net, u.numpy(), i.numpy(), feats.numpy())
         else:
             with torch.no_grad():
@@ -325,15 +412,15 @@ class ClickMLP(RecModel):
             first, *rest = net.linears()
             d = self.dim
             if self._item_cache is None:
-                self._item_cache = net.item.detach()[1:] @ first.weight[:, d:2 * d].T + first.bias
+                self._item_cache = net.item.detach()[1:] @ first.weight[:, d : 2 * d].T + first.bias
             uproj = net.user.detach()[self._rows(user_idx, net.user)] @ first.weight[:, :d].T
             out = np.empty((len(uproj), self._item_cache.shape[0]), np.float32)
             for s in range(0, len(uproj), 64):
-                h = F.relu(self._item_cache.unsqueeze(0) + uproj[s:s + 64].unsqueeze(1))
+                h = F.relu(self._item_cache.unsqueeze(0) + uproj[s : s + 64].unsqueeze(1))
                 for lin in rest:
                     h = F.relu(lin(h))
                 lo = net.out(h)
-                out[s:s + len(h)] = (F.logsigmoid(lo[..., 0]) + F.logsigmoid(lo[..., 1])).numpy()
+                out[s : s + len(h)] = (F.logsigmoid(lo[..., 0]) + F.logsigmoid(lo[..., 1])).numpy()
             return out
 
     def can_personalise(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
@@ -359,11 +446,16 @@ class ClickMLP(RecModel):
             return
         w = self.net.user.detach()
         if n_users + 1 > w.shape[0]:
-            self.net.user = nn.Parameter(torch.cat([w, w[:1].expand(n_users + 1 - w.shape[0], -1)], 0))
+            self.net.user = nn.Parameter(
+                torch.cat([w, w[:1].expand(n_users + 1 - w.shape[0], -1)], 0)
+            )
         w = self.net.item.detach()
         if n_items + 1 > w.shape[0]:
             g = torch.Generator().manual_seed(self.seed * 7919 + n_items)
-            extra = self.new_item_row_ + torch.randn(n_items + 1 - w.shape[0], self.dim, generator=g) * 0.01
+            extra = (
+                self.new_item_row_
+                + torch.randn(n_items + 1 - w.shape[0], self.dim, generator=g) * 0.01
+            )
             self.net.item = nn.Parameter(torch.cat([w, extra], 0))
         self._item_cache = None
 
@@ -390,17 +482,27 @@ class ClickMLP(RecModel):
         y = torch.as_tensor(batch.label, dtype=torch.float32)
         w = torch.as_tensor(batch.weight, dtype=torch.float32)
         lo = net.logits_from(uv, iv, f)
-        loss = (F.binary_cross_entropy_with_logits(lo[:, 0], y, weight=w, reduction="sum")
-                + F.binary_cross_entropy_with_logits(lo[:, 1], torch.ones_like(y), weight=w, reduction="sum"))
+        loss = F.binary_cross_entropy_with_logits(
+            lo[:, 0], y, weight=w, reduction="sum"
+        ) + F.binary_cross_entropy_with_logits(
+            lo[:, 1], torch.ones_like(y), weight=w, reduction="sum"
+        )
         if k:
             nl = net.logits_from(uv.unsqueeze(1), nv, f.unsqueeze(1))
             zero = torch.zeros_like(nl[..., 0])
-            loss = (loss + F.binary_cross_entropy_with_logits(nl[..., 1], zero, reduction="sum")
-                    + F.binary_cross_entropy_with_logits(nl[..., 0], zero, reduction="sum") * (self.neg_weight if self.explicit_ else 1.0))
+            loss = (
+                loss
+                + F.binary_cross_entropy_with_logits(nl[..., 1], zero, reduction="sum")
+                + F.binary_cross_entropy_with_logits(nl[..., 0], zero, reduction="sum")
+                * (self.neg_weight if self.explicit_ else 1.0)
+            )
         loss.backward()  # type: ignore[no-untyped-call]
         self._user_opt.step(net.user.data, u, uv.grad)  # type: ignore[arg-type]
-        self._item_opt.step(net.item.data, torch.cat([i, neg.reshape(-1)]),
-                            torch.cat([iv.grad, nv.grad.reshape(-1, self.dim)]))  # type: ignore[union-attr, list-item]
+        self._item_opt.step(
+            net.item.data,
+            torch.cat([i, neg.reshape(-1)]),
+            torch.cat([iv.grad, nv.grad.reshape(-1, self.dim)]),
+        )  # type: ignore[union-attr, list-item]
         if self._learn_calls % self.dense_every == 0:
             if self._dense_opt is None:
                 self._dense_opt = torch.optim.Adam(net.dense_parameters(), lr=self.dense_lr)
@@ -411,35 +513,65 @@ class ClickMLP(RecModel):
 
     # ------------------------------------------------------------------ persistence
     def hyperparameters(self) -> dict[str, Any]:
-        return {"dim": self.dim, "hidden": list(self.hidden), "epochs": self.epochs, "lr": self.lr,
-                "batch_size": self.batch_size, "weight_decay": self.weight_decay, "n_negatives": self.n_negatives,
-                "neg_weight": self.neg_weight, "click_threshold": self.click_threshold, "id_dropout": self.id_dropout,
-                "patience": self.patience, "valid_fraction": self.valid_fraction, "online_lr": self.online_lr, "dense_every": self.dense_every,
-                "dense_lr": self.dense_lr}
+        return {
+            "dim": self.dim,
+            "hidden": list(self.hidden),
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "weight_decay": self.weight_decay,
+            "n_negatives": self.n_negatives,
+            "neg_weight": self.neg_weight,
+            "click_threshold": self.click_threshold,
+            "id_dropout": self.id_dropout,
+            "patience": self.patience,
+            "valid_fraction": self.valid_fraction,
+            "online_lr": self.online_lr,
+            "dense_every": self.dense_every,
+            "dense_lr": self.dense_lr,
+        }
 
     def get_state(self) -> dict[str, Any]:
         if self.net is None:
             raise NotFittedError("mlp is not fitted")
         net = self.net
-        return {"net": {k: v.detach().clone() for k, v in net.state_dict().items()},
-                "n_users": self.n_users_, "n_items": self.n_items_,
-                "feature_mean": torch.from_numpy(self.feature_mean_.copy()),
-                "feature_std": torch.from_numpy(self.feature_std_.copy()),
-                "user_opt": self._user_opt.get_state(), "item_opt": self._item_opt.get_state(),
-                "dense_opt": None if self._dense_opt is None else self._dense_opt.state_dict(),
-                "dense_grads": [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in net.dense_parameters()],
-                "learn_calls": self._learn_calls, "explicit": self.explicit_, "n_fit_users": self.n_fit_users_,
-                "new_item_row": self.new_item_row_.clone()}
+        return {
+            "net": {k: v.detach().clone() for k, v in net.state_dict().items()},
+            "n_users": self.n_users_,
+            "n_items": self.n_items_,
+            "feature_mean": torch.from_numpy(self.feature_mean_.copy()),
+            "feature_std": torch.from_numpy(self.feature_std_.copy()),
+            "user_opt": self._user_opt.get_state(),
+            "item_opt": self._item_opt.get_state(),
+            "dense_opt": None if self._dense_opt is None else self._dense_opt.state_dict(),
+            "dense_grads": [
+                torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                for p in net.dense_parameters()
+            ],
+            "learn_calls": self._learn_calls,
+            "explicit": self.explicit_,
+            "n_fit_users": self.n_fit_users_,
+            "new_item_row": self.new_item_row_.clone(),
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         w = state["net"]
         mean = np.asarray(state["feature_mean"], np.float32)
-        self.net = net = ClickNet(w["user"].shape[0] - 1, w["item"].shape[0] - 1, w["user"].shape[1], len(mean),
-                                  [w[f"hidden.{j}.weight"].shape[0] for j in range(len(self.hidden))])
+        self.net = net = ClickNet(
+            w["user"].shape[0] - 1,
+            w["item"].shape[0] - 1,
+            w["user"].shape[1],
+            len(mean),
+            [w[f"hidden.{j}.weight"].shape[0] for j in range(len(self.hidden))],
+        )
         net.load_state_dict(w)
         self.n_users_, self.n_items_ = int(state["n_users"]), int(state["n_items"])
         self.n_fit_users_ = int(state.get("n_fit_users", self.n_users_))
-        self.new_item_row_ = state["new_item_row"].clone() if "new_item_row" in state else net.item.detach()[0].clone()
+        self.new_item_row_ = (
+            state["new_item_row"].clone()
+            if "new_item_row" in state
+            else net.item.detach()[0].clone()
+        )
         self.feature_mean_ = mean
         self.feature_std_ = np.asarray(state["feature_std"], np.float32)
         self._user_opt.set_state(state["user_opt"])

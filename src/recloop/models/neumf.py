@@ -37,6 +37,7 @@ last 20% of MovieLens-100K (first 4,000 events, two thirds by new users) HR@10 w
 context), 0.186 with ``learn`` at the default ``online_lr`` 0.01, and 0.153 at 0.05:
 larger steps on new rows hurt, as DESIGN.md warns.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
@@ -77,7 +78,9 @@ class NeuMFNet(nn.Module):
     """The two towers, their recency context and their fusion; ``mode`` switches a tower
     off for pretraining."""
 
-    def __init__(self, n_users: int, n_items: int, gmf_dim: int, mlp_dim: int, layers: Sequence[int]) -> None:
+    def __init__(
+        self, n_users: int, n_items: int, gmf_dim: int, mlp_dim: int, layers: Sequence[int]
+    ) -> None:
         super().__init__()
         self.gmf_user = nn.Parameter(torch.randn(n_users, gmf_dim) * 0.01)
         self.gmf_item = nn.Parameter(torch.randn(n_items, gmf_dim) * 0.01)
@@ -91,7 +94,7 @@ class NeuMFNet(nn.Module):
         for lin in self.linears():
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
-        self.h_gmf = nn.Parameter(torch.full((gmf_dim,), 1.0 / gmf_dim ** 0.5))
+        self.h_gmf = nn.Parameter(torch.full((gmf_dim,), 1.0 / gmf_dim**0.5))
         self.h_mlp = nn.Parameter(torch.full((sizes[-1],), 1.0 / sizes[-1] ** 0.5))
         self.bias = nn.Parameter(torch.zeros(()))
         self.mode: Mode = "neumf"
@@ -118,7 +121,9 @@ class NeuMFNet(nn.Module):
             # user half is computed once per user rather than once per pair
             first, *rest = self.linears()
             d = mu.shape[-1]
-            h = F.relu(mu @ first.weight[:, :d].T + self.mlp_item[i] @ first.weight[:, d:].T + first.bias)
+            h = F.relu(
+                mu @ first.weight[:, :d].T + self.mlp_item[i] @ first.weight[:, d:].T + first.bias
+            )
             for lin in rest:
                 h = F.relu(lin(h))
             out = out + h @ self.h_mlp
@@ -156,15 +161,41 @@ class NeuMF(RecModel):
 
     name = "neumf"
 
-    def __init__(self, seed: int = 0, gmf_dim: int = 32, mlp_dim: int = 32, layers: Sequence[int] = (64, 32, 16),
-                 history_len: int = 10, recency_decay: float = 0.8,
-                 epochs: int = 12, lr: float = 5e-3, batch_size: int = 1024, n_negatives: int = 16, reg: float = 0.0,
-                 patience: int = 3, loss: Loss = "softmax", exclude_seen: bool = False, cosine: bool = True,
-                 pretrain: bool = False, pretrain_epochs: int = 6, alpha: float = 0.5,
-                 online_lr: float = 0.01, dense_every: int = 16, dense_lr: float = 1e-4) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        gmf_dim: int = 32,
+        mlp_dim: int = 32,
+        layers: Sequence[int] = (64, 32, 16),
+        history_len: int = 10,
+        recency_decay: float = 0.8,
+        epochs: int = 12,
+        lr: float = 5e-3,
+        batch_size: int = 1024,
+        n_negatives: int = 16,
+        reg: float = 0.0,
+        patience: int = 3,
+        loss: Loss = "softmax",
+        exclude_seen: bool = False,
+        cosine: bool = True,
+        pretrain: bool = False,
+        pretrain_epochs: int = 6,
+        alpha: float = 0.5,
+        online_lr: float = 0.01,
+        dense_every: int = 16,
+        dense_lr: float = 1e-4,
+    ) -> None:
         super().__init__(seed)
-        check_positive_ints(gmf_dim=gmf_dim, mlp_dim=mlp_dim, epochs=epochs, batch_size=batch_size, n_negatives=n_negatives,
-                            patience=patience, pretrain_epochs=pretrain_epochs, dense_every=dense_every)
+        check_positive_ints(
+            gmf_dim=gmf_dim,
+            mlp_dim=mlp_dim,
+            epochs=epochs,
+            batch_size=batch_size,
+            n_negatives=n_negatives,
+            patience=patience,
+            pretrain_epochs=pretrain_epochs,
+            dense_every=dense_every,
+        )
         layers = tuple(int(x) for x in layers)
         if not layers or min(layers) <= 0:
             raise ConfigError(f"layers must be a non-empty list of positive widths, got {layers!r}")
@@ -181,8 +212,19 @@ class NeuMF(RecModel):
             raise ConfigError(f"loss must be one of {', '.join(_LOSSES)}, got {loss!r}")
         self.gmf_dim, self.mlp_dim, self.layers = gmf_dim, mlp_dim, layers
         self.history_len, self.recency_decay = history_len, float(recency_decay)
-        self.epochs, self.lr, self.batch_size, self.n_negatives, self.reg = epochs, lr, batch_size, n_negatives, reg
-        self.patience, self.loss, self.exclude_seen, self.cosine = patience, loss, bool(exclude_seen), bool(cosine)
+        self.epochs, self.lr, self.batch_size, self.n_negatives, self.reg = (
+            epochs,
+            lr,
+            batch_size,
+            n_negatives,
+            reg,
+        )
+        self.patience, self.loss, self.exclude_seen, self.cosine = (
+            patience,
+            loss,
+            bool(exclude_seen),
+            bool(cosine),
+        )
         self.pretrain, self.pretrain_epochs, self.alpha = bool(pretrain), pretrain_epochs, alpha
         self.online_lr, self.dense_every, self.dense_lr = online_lr, dense_every, dense_lr
         self.net: NeuMFNet | None = None
@@ -199,12 +241,16 @@ class NeuMF(RecModel):
         rng = seed_everything(self.seed)
         self.n_users_, self.n_items_ = data.n_users, data.n_items
         self.n_trained_users_ = data.n_users
-        self.net = net = NeuMFNet(data.n_users, data.n_items, self.gmf_dim, self.mlp_dim, self.layers)
+        self.net = net = NeuMFNet(
+            data.n_users, data.n_items, self.gmf_dim, self.mlp_dim, self.layers
+        )
         self._reset_online()
         pos = data.positives
         users, items = data.user_idx[pos].astype(np.int64), data.item_idx[pos].astype(np.int64)
         ctx_idx_t, ctx_w = self.recency.from_rows(users, items)
-        bs = max(1, min(self.batch_size, -(-len(users) // 16)))  # tiny data sets still get a few steps per epoch
+        bs = max(
+            1, min(self.batch_size, -(-len(users) // 16))
+        )  # tiny data sets still get a few steps per epoch
         k = self.n_negatives
         seen = np.unique(data.user_idx.astype(np.int64) * data.n_items + data.item_idx)
         sched: dict[str, Any] = {"opt": None, "step": 0, "total": 1, "lr": self.lr}
@@ -212,7 +258,7 @@ class NeuMF(RecModel):
         def batches(rng: np.random.Generator, epoch: int) -> Iterator[tuple[torch.Tensor, ...]]:
             order = rng.permutation(len(users))
             for s in range(0, len(order), bs):
-                b = order[s:s + bs]
+                b = order[s : s + bs]
                 neg = rng.integers(0, data.n_items, size=(len(b), k))
                 if self.exclude_seen:
                     for _ in range(3):  # redraw negatives the user interacted with
@@ -226,7 +272,12 @@ class NeuMF(RecModel):
                         group["lr"] = cosine_lr(sched["step"], sched["total"], sched["lr"])
                     sched["step"] += 1
                 bt = torch.from_numpy(b)
-                yield as_long(users[b]), as_long(np.concatenate([items[b, None], neg], 1)), ctx_idx_t[bt], ctx_w[bt]
+                yield (
+                    as_long(users[b]),
+                    as_long(np.concatenate([items[b, None], neg], 1)),
+                    ctx_idx_t[bt],
+                    ctx_w[bt],
+                )
 
         labels = torch.zeros(1, 1 + k)
         labels[0, 0] = 1.0
@@ -245,8 +296,12 @@ class NeuMF(RecModel):
             else:
                 loss = -F.logsigmoid(logit[:, :1] - logit[:, 1:]).mean()
             if self.reg:
-                loss = loss + self.reg * (net.gmf_user[u].pow(2).sum() + net.mlp_user[u].pow(2).sum()
-                                          + net.gmf_item[it].pow(2).sum() + net.mlp_item[it].pow(2).sum()) / len(u)
+                loss = loss + self.reg * (
+                    net.gmf_user[u].pow(2).sum()
+                    + net.mlp_user[u].pow(2).sum()
+                    + net.gmf_item[it].pow(2).sum()
+                    + net.mlp_item[it].pow(2).sum()
+                ) / len(u)
             return loss
 
         def validate() -> float:
@@ -257,25 +312,45 @@ class NeuMF(RecModel):
         report: dict[str, Any] = {}
         stages: list[tuple[Mode, int, float]] = [("neumf", self.epochs, self.lr)]
         if self.pretrain:
-            stages = [("gmf", self.pretrain_epochs, self.lr), ("mlp", self.pretrain_epochs, self.lr),
-                      ("neumf", self.epochs, self.lr / 2)]
+            stages = [
+                ("gmf", self.pretrain_epochs, self.lr),
+                ("mlp", self.pretrain_epochs, self.lr),
+                ("neumf", self.epochs, self.lr / 2),
+            ]
         for mode, epochs, lr in stages:
             net.mode = mode
             if mode == "neumf" and self.pretrain:
                 with torch.no_grad():
                     net.h_gmf.mul_(self.alpha)
                     net.h_mlp.mul_(1 - self.alpha)
-            params = [p for n, p in net.named_parameters()
-                      if not (mode == "gmf" and (n.startswith("mlp") or n in ("h_mlp", "ctx_mlp")))
-                      and not (mode == "mlp" and (n.startswith("gmf") or n in ("h_gmf", "ctx_gmf")))]
-            stage_opts = options if mode == "neumf" else FitOptions(None, options.show_progress, options.threads)
+            params = [
+                p
+                for n, p in net.named_parameters()
+                if not (mode == "gmf" and (n.startswith("mlp") or n in ("h_mlp", "ctx_mlp")))
+                and not (mode == "mlp" and (n.startswith("gmf") or n in ("h_gmf", "ctx_gmf")))
+            ]
+            stage_opts = (
+                options
+                if mode == "neumf"
+                else FitOptions(None, options.show_progress, options.threads)
+            )
             opt = torch.optim.Adam(params, lr=lr)
             n_epochs = stage_opts.epochs if stage_opts.epochs is not None else epochs
             sched.update(opt=opt, step=0, total=n_epochs * -(-len(users) // bs), lr=lr)
-            rep = train(net, batches, loss_fn, TrainConfig(epochs=epochs, lr=lr, patience=self.patience, desc=f"neumf/{mode}"),
-                        stage_opts, rng, validate=validate if has_valid else None, optimizer=opt)
+            rep = train(
+                net,
+                batches,
+                loss_fn,
+                TrainConfig(epochs=epochs, lr=lr, patience=self.patience, desc=f"neumf/{mode}"),
+                stage_opts,
+                rng,
+                validate=validate if has_valid else None,
+                optimizer=opt,
+            )
             if mode != "neumf":
-                report[f"pretrain_{mode}"] = {k2: rep[k2] for k2 in ("epochs_run", "best_epoch", "best_valid_ndcg@10")}
+                report[f"pretrain_{mode}"] = {
+                    k2: rep[k2] for k2 in ("epochs_run", "best_epoch", "best_valid_ndcg@10")
+                }
             else:
                 report = {**rep, **report}
         net.mode = "neumf"
@@ -287,22 +362,34 @@ class NeuMF(RecModel):
         """(batch, history_len) indices of each history's last items (most recent first), weights."""
         assert self.net is not None
         n_items = self.net.gmf_item.shape[0]
-        return self.recency.from_histories([h if not len(h) or (0 <= h.min() and h.max() < n_items)
-                                            else h[(h >= 0) & (h < n_items)] for h in map(np.asarray, histories)])
+        return self.recency.from_histories(
+            [
+                h
+                if not len(h) or (0 <= h.min() and h.max() < n_items)
+                else h[(h >= 0) & (h < n_items)]
+                for h in map(np.asarray, histories)
+            ]
+        )
 
     def _contexts(self, histories: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """(batch, gmf_dim), (batch, mlp_dim) recency contexts of ``histories``."""
         assert self.net is not None
         net = self.net
         if not self.history_len:
-            return torch.zeros(len(histories), self.gmf_dim), torch.zeros(len(histories), self.mlp_dim)
+            return torch.zeros(len(histories), self.gmf_dim), torch.zeros(
+                len(histories), self.mlp_dim
+            )
         idx, w = self._recent(histories)
-        if self._ctx_cache is None:  # both towers' context rows side by side: one gather per request
+        if (
+            self._ctx_cache is None
+        ):  # both towers' context rows side by side: one gather per request
             self._ctx_cache = torch.cat([net.ctx_gmf.detach(), net.ctx_mlp.detach()], 1)
         both = net.context(self._ctx_cache, idx, w)
-        return both[:, : self.gmf_dim], both[:, self.gmf_dim:]
+        return both[:, : self.gmf_dim], both[:, self.gmf_dim :]
 
-    def user_vectors(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    def user_vectors(
+        self, user_idx: np.ndarray, histories: Sequence[np.ndarray]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(batch, gmf_dim) and (batch, mlp_dim) user states: the user's row (the mean
         trained user for one without a row) plus the recency context of ``histories``."""
         assert self.net is not None
@@ -325,7 +412,9 @@ class NeuMF(RecModel):
     def _mean_user(self) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.net is not None
         n = max(self.n_trained_users_, 1)
-        return self.net.gmf_user.detach()[:n].mean(0, keepdim=True), self.net.mlp_user.detach()[:n].mean(0, keepdim=True)
+        return self.net.gmf_user.detach()[:n].mean(0, keepdim=True), self.net.mlp_user.detach()[
+            :n
+        ].mean(0, keepdim=True)
 
     # ------------------------------------------------------------------ scoring
     def _invalidate(self) -> None:
@@ -344,7 +433,7 @@ class NeuMF(RecModel):
                 gmf = (net.gmf_item * net.h_gmf).T.contiguous()
                 if net.mode == "mlp":
                     gmf.zero_()
-                proj = torch.addmm(first.bias, net.mlp_item, first.weight[:, self.mlp_dim:].T)
+                proj = torch.addmm(first.bias, net.mlp_item, first.weight[:, self.mlp_dim :].T)
                 self._item_cache = (gmf, proj, (net.item_bias + net.bias).detach().clone())
         return self._item_cache
 
@@ -359,8 +448,8 @@ class NeuMF(RecModel):
             w1u = first.weight[:, : self.mlp_dim]
             out = torch.empty((len(gu), gmf.shape[1]))
             for s in range(0, len(gu), _SCORE_CHUNK):
-                g, m = gu[s:s + _SCORE_CHUNK], mu[s:s + _SCORE_CHUNK]
-                logit = torch.addmm(base, g, gmf, out=out[s:s + len(g)])
+                g, m = gu[s : s + _SCORE_CHUNK], mu[s : s + _SCORE_CHUNK]
+                logit = torch.addmm(base, g, gmf, out=out[s : s + len(g)])
                 if net.mode != "gmf":
                     h = (proj.unsqueeze(0) + (m @ w1u.T).unsqueeze(1)).relu_()
                     for lin in rest:
@@ -388,13 +477,17 @@ class NeuMF(RecModel):
             for nm in ("gmf_user", "mlp_user"):
                 w = getattr(net, nm).detach()
                 mean = w[:n].mean(0, keepdim=True)
-                setattr(net, nm, nn.Parameter(torch.cat([w, mean.expand(n_users - w.shape[0], -1)], 0)))
+                setattr(
+                    net, nm, nn.Parameter(torch.cat([w, mean.expand(n_users - w.shape[0], -1)], 0))
+                )
             changed = True
         if n_items > net.gmf_item.shape[0]:
             for nm in ("gmf_item", "mlp_item", "ctx_gmf", "ctx_mlp"):
                 setattr(net, nm, nn.Parameter(grow_rows(getattr(net, nm), n_items, 0.01, g)))
             b = net.item_bias.detach()
-            net.item_bias = nn.Parameter(torch.cat([b, torch.full((n_items - len(b),), float(b.mean()) if len(b) else 0.0)]))
+            net.item_bias = nn.Parameter(
+                torch.cat([b, torch.full((n_items - len(b),), float(b.mean()) if len(b) else 0.0)])
+            )
             changed = True
         if changed:
             self._invalidate()
@@ -429,7 +522,10 @@ class NeuMF(RecModel):
                 mu[m] = net.mlp_user.detach()[as_long(u[in_table])]
         gu.requires_grad_(True)
         mu.requires_grad_(True)
-        leaves = {nm: getattr(net, nm).detach()[it].requires_grad_(True) for nm in ("gmf_item", "mlp_item", "item_bias")}
+        leaves = {
+            nm: getattr(net, nm).detach()[it].requires_grad_(True)
+            for nm in ("gmf_item", "mlp_item", "item_bias")
+        }
         gs, ms = gu, mu
         if self.history_len:
             cidx, cw = self._recent(batch.histories)
@@ -439,8 +535,11 @@ class NeuMF(RecModel):
             ms = mu + torch.einsum("bl,bld->bd", cw, leaves["ctx_mlp"])
         logit = net.bias + leaves["item_bias"] + (gs.unsqueeze(1) * leaves["gmf_item"]) @ net.h_gmf
         first, *rest = net.linears()
-        h = F.relu((ms @ first.weight[:, : self.mlp_dim].T).unsqueeze(1) + leaves["mlp_item"] @ first.weight[:, self.mlp_dim:].T
-                   + first.bias)
+        h = F.relu(
+            (ms @ first.weight[:, : self.mlp_dim].T).unsqueeze(1)
+            + leaves["mlp_item"] @ first.weight[:, self.mlp_dim :].T
+            + first.bias
+        )
         for lin in rest:
             h = F.relu(lin(h))
         logit = logit + h @ net.h_mlp
@@ -477,29 +576,57 @@ class NeuMF(RecModel):
 
     # ------------------------------------------------------------------ persistence
     def hyperparameters(self) -> dict[str, Any]:
-        return {"gmf_dim": self.gmf_dim, "mlp_dim": self.mlp_dim, "layers": list(self.layers),
-                "history_len": self.history_len, "recency_decay": self.recency_decay, "epochs": self.epochs,
-                "lr": self.lr, "batch_size": self.batch_size, "n_negatives": self.n_negatives, "reg": self.reg,
-                "patience": self.patience, "loss": self.loss, "exclude_seen": self.exclude_seen, "cosine": self.cosine,
-                "pretrain": self.pretrain, "pretrain_epochs": self.pretrain_epochs, "alpha": self.alpha,
-                "online_lr": self.online_lr, "dense_every": self.dense_every, "dense_lr": self.dense_lr}
+        return {
+            "gmf_dim": self.gmf_dim,
+            "mlp_dim": self.mlp_dim,
+            "layers": list(self.layers),
+            "history_len": self.history_len,
+            "recency_decay": self.recency_decay,
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "n_negatives": self.n_negatives,
+            "reg": self.reg,
+            "patience": self.patience,
+            "loss": self.loss,
+            "exclude_seen": self.exclude_seen,
+            "cosine": self.cosine,
+            "pretrain": self.pretrain,
+            "pretrain_epochs": self.pretrain_epochs,
+            "alpha": self.alpha,
+            "online_lr": self.online_lr,
+            "dense_every": self.dense_every,
+            "dense_lr": self.dense_lr,
+        }
 
     def get_state(self) -> dict[str, Any]:
         if self.net is None:
             raise NotFittedError("neumf is not fitted")
         net = self.net
-        return {"net": {k: v.detach().clone() for k, v in net.state_dict().items()},
-                "n_users": self.n_users_, "n_items": self.n_items_, "n_trained_users": self.n_trained_users_,
-                "row_opts": {k: o.get_state() for k, o in self._row_opts.items()},
-                "dense_opt": None if self._dense_opt is None else self._dense_opt.state_dict(),
-                "dense_grads": [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in net.dense_parameters()],
-                "learn_calls": self._learn_calls}
+        return {
+            "net": {k: v.detach().clone() for k, v in net.state_dict().items()},
+            "n_users": self.n_users_,
+            "n_items": self.n_items_,
+            "n_trained_users": self.n_trained_users_,
+            "row_opts": {k: o.get_state() for k, o in self._row_opts.items()},
+            "dense_opt": None if self._dense_opt is None else self._dense_opt.state_dict(),
+            "dense_grads": [
+                torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                for p in net.dense_parameters()
+            ],
+            "learn_calls": self._learn_calls,
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         w = state["net"]
         layers = [w[f"mlp.{j}.weight"].shape[0] for j in range(len(self.layers))]
-        self.net = net = NeuMFNet(w["gmf_user"].shape[0], w["gmf_item"].shape[0], w["gmf_user"].shape[1],
-                                  w["mlp_user"].shape[1], layers)
+        self.net = net = NeuMFNet(
+            w["gmf_user"].shape[0],
+            w["gmf_item"].shape[0],
+            w["gmf_user"].shape[1],
+            w["mlp_user"].shape[1],
+            layers,
+        )
         net.load_state_dict(w)
         self.n_users_, self.n_items_ = int(state["n_users"]), int(state["n_items"])
         self.n_trained_users_ = int(state["n_trained_users"])

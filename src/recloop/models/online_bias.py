@@ -21,6 +21,7 @@ Masking the seen items matters: without the mask, every event pushes down the it
 user already has, which the model was right to rank high, and on the MovieLens-100K
 replay the offset then hurt (scratch replays in ``docs/benchmarks.md``).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,11 @@ from recloop.errors import ConfigError
 
 def _check_rate(name: str, lr: object) -> float:
     """``lr`` as a float, or ``ConfigError`` naming ``name`` unless it is a finite number >= 0."""
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr >= 0):
+    if (
+        isinstance(lr, bool)
+        or not isinstance(lr, (int, float))
+        or not (math.isfinite(lr) and lr >= 0)
+    ):
         raise ConfigError(f"{name} must be a finite number >= 0, got {lr!r}")
     return float(lr)
 
@@ -57,7 +62,9 @@ class OnlineBias:
         self.value = np.zeros(n_items, np.float32)
         self.cache_bytes = cache_bytes
         self._served: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()  # the owner's callers normally hold the model lock; this one is cheap
+        self._lock = (
+            threading.Lock()
+        )  # the owner's callers normally hold the model lock; this one is cheap
 
     def remember(self, user_idx: np.ndarray, lengths: Sequence[int], scores: np.ndarray) -> None:
         """Keep copies of these rows of scores *without* the offset, as served to each user with
@@ -68,8 +75,10 @@ class OnlineBias:
         if self.lr == 0 or len(user_idx) > self.REMEMBER_ROWS or not scores.size:
             return
         cap = max(1, self.cache_bytes // max(1, scores.shape[1] * 4))
-        rows = {(int(u), int(n)): np.array(scores[r], np.float32)
-                for r, (u, n) in enumerate(zip(np.asarray(user_idx).tolist(), lengths))}
+        rows = {
+            (int(u), int(n)): np.array(scores[r], np.float32)
+            for r, (u, n) in enumerate(zip(np.asarray(user_idx).tolist(), lengths))
+        }
         with self._lock:
             served = self._served
             for key, row in rows.items():
@@ -93,7 +102,9 @@ class OnlineBias:
     def grow(self, n_items: int) -> None:
         """New items start at 0: their fitted (or initial) bias alone."""
         if n_items > len(self.value):
-            self.value = np.concatenate([self.value, np.zeros(n_items - len(self.value), np.float32)])
+            self.value = np.concatenate(
+                [self.value, np.zeros(n_items - len(self.value), np.float32)]
+            )
 
     def add_to(self, scores: np.ndarray) -> np.ndarray:
         """``scores`` (batch, n) plus the offset of their first ``n`` items, in place."""

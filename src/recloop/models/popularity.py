@@ -1,4 +1,5 @@
 """Most-popular baseline: every user gets the catalogue ranked by interaction count."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -10,11 +11,15 @@ from recloop.models.base import FitOptions, OnlineBatch, RecModel, TrainData
 from recloop.models.registry import register
 
 
-def decayed_counts(items: np.ndarray, timestamps: np.ndarray, n_items: int, half_life: int) -> np.ndarray:
+def decayed_counts(
+    items: np.ndarray, timestamps: np.ndarray, n_items: int, half_life: int
+) -> np.ndarray:
     """Per item, its positives weighted ``2 ** -(later positives / half_life)`` (time order)."""
     order = np.argsort(np.asarray(timestamps), kind="stable")
     age = len(order) - 1 - np.arange(len(order))
-    return np.bincount(np.asarray(items, np.int64)[order], weights=np.exp2(-age / half_life), minlength=n_items)
+    return np.bincount(
+        np.asarray(items, np.int64)[order], weights=np.exp2(-age / half_life), minlength=n_items
+    )
 
 
 @register
@@ -40,8 +45,12 @@ class Popularity(RecModel):
     def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:
         self.n_users_, self.n_items_ = data.n_users, data.n_items
         if self.half_life_events:
-            self.counts_ = decayed_counts(data.item_idx[data.positives], data.timestamp[data.positives],
-                                          data.n_items, self.half_life_events)
+            self.counts_ = decayed_counts(
+                data.item_idx[data.positives],
+                data.timestamp[data.positives],
+                data.n_items,
+                self.half_life_events,
+            )
         else:
             self.counts_ = data.item_counts()
         return {"epochs_run": 0}
@@ -62,7 +71,11 @@ class Popularity(RecModel):
         if self.half_life_events and len(items):
             # the k-th of m new positives weighs 2 ** ((k + 1 - m) / h) after the others decayed
             self.counts_ *= 0.5 ** (len(items) / self.half_life_events)
-            np.add.at(self.counts_, items, np.exp2((np.arange(len(items)) + 1 - len(items)) / self.half_life_events))
+            np.add.at(
+                self.counts_,
+                items,
+                np.exp2((np.arange(len(items)) + 1 - len(items)) / self.half_life_events),
+            )
         else:
             np.add.at(self.counts_, items, 1.0)
         return 0.0

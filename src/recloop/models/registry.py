@@ -1,4 +1,5 @@
 """Models by name."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,7 +25,9 @@ def create(name: str, seed: int = 0, **hyperparameters: Any) -> RecModel:
     _load_builtin()
     cls = _REGISTRY.get(name)
     if cls is None:
-        raise UnknownModelError(f"model: unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}")
+        raise UnknownModelError(
+            f"model: unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}"
+        )
     return cls(seed=seed, **hyperparameters)
 
 

@@ -33,6 +33,7 @@ NDCG@10, seed 0; the reference BCE SASRec had 0.114):
 * online, ``learn`` takes a small Adam step on new events (the history before each event
   predicts its item) and ``grow`` adds item rows around the mean item.
 """
+
 from __future__ import annotations
 
 import math
@@ -74,7 +75,9 @@ class _Block(nn.Module):
         self.ff2 = nn.Linear(ffn_dim, dim)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, last_only: bool = False) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, last_only: bool = False
+    ) -> torch.Tensor:
         """x: (batch, length, dim); mask: (batch, 1, length, length) bool (True: may attend) or
         None for an unpadded causal batch. ``last_only`` computes the last position alone
         (batch, 1, dim): all that scoring needs from the top block."""
@@ -83,12 +86,20 @@ class _Block(nn.Module):
         p = self.dropout if self.training else 0.0
         if last_only:
             q = F.linear(h[:, -1:], self.qkv.weight[:d], self.qkv.bias[:d])
-            k, v = F.linear(h, self.qkv.weight[d:], self.qkv.bias[d:]).view(b, n, 2, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+            k, v = (
+                F.linear(h, self.qkv.weight[d:], self.qkv.bias[d:])
+                .view(b, n, 2, self.n_heads, d // self.n_heads)
+                .permute(2, 0, 3, 1, 4)
+            )
             q = q.view(b, 1, self.n_heads, d // self.n_heads).transpose(1, 2)
-            a = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask[:, :, -1:], dropout_p=p)
+            a = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=None if mask is None else mask[:, :, -1:], dropout_p=p
+            )
             x, n = x[:, -1:], 1
         else:
-            q, k, v = self.qkv(h).view(b, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+            q, k, v = (
+                self.qkv(h).view(b, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+            )
             if mask is None:
                 a = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
             else:
@@ -103,11 +114,20 @@ class SASRecNet(nn.Module):
     ``item`` has ``n_items + 1`` rows (row 0 is the padding row, kept at zero).
     """
 
-    def __init__(self, n_items: int, dim: int, max_len: int, n_layers: int, n_heads: int, dropout: float,
-                 ffn_dim: int, long_term: bool = False) -> None:
+    def __init__(
+        self,
+        n_items: int,
+        dim: int,
+        max_len: int,
+        n_layers: int,
+        n_heads: int,
+        dropout: float,
+        ffn_dim: int,
+        long_term: bool = False,
+    ) -> None:
         super().__init__()
         self.dim, self.max_len = dim, max_len
-        self.item = nn.Parameter(torch.randn(n_items + 1, dim) * dim ** -0.5)
+        self.item = nn.Parameter(torch.randn(n_items + 1, dim) * dim**-0.5)
         with torch.no_grad():
             self.item[0].zero_()
         self.pos = nn.Parameter(torch.randn(max_len, dim) * 0.02)
@@ -117,8 +137,13 @@ class SASRecNet(nn.Module):
         self.dropout = dropout
         self.long = nn.Linear(dim, dim) if long_term else None
 
-    def forward(self, seq: torch.Tensor, padded: bool = True, before: tuple[torch.Tensor, torch.Tensor] | None = None,
-                last_only: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        seq: torch.Tensor,
+        padded: bool = True,
+        before: tuple[torch.Tensor, torch.Tensor] | None = None,
+        last_only: bool = False,
+    ) -> torch.Tensor:
         """seq: (batch, length) → (batch, length, dim), or (batch, 1, dim) with ``last_only``.
 
         ``padded=False`` promises no zeros in ``seq``. ``before``: the items each row's user
@@ -128,7 +153,7 @@ class SASRecNet(nn.Module):
         """
         n = seq.shape[1]
         e = F.embedding(seq, self.item)
-        x = e * math.sqrt(self.dim) + self.pos[self.max_len - n:]
+        x = e * math.sqrt(self.dim) + self.pos[self.max_len - n :]
         x = F.dropout(x, self.dropout, self.training)
         mask = None
         real = seq > 0
@@ -147,7 +172,10 @@ class SASRecNet(nn.Module):
             if before is not None:
                 flat, offsets = before
                 total = total + F.embedding_bag(flat, self.item, offsets, mode="sum").unsqueeze(1)
-                count = count + torch.diff(offsets, append=torch.tensor([len(flat)])).view(-1, 1, 1).float()
+                count = (
+                    count
+                    + torch.diff(offsets, append=torch.tensor([len(flat)])).view(-1, 1, 1).float()
+                )
             x = x + self.long(total / count.clamp_min(1.0))
         out: torch.Tensor = self.ln(x)
         return out
@@ -177,9 +205,21 @@ class _NumpyWeights:
         self.key = (net, net.item, net.bias)
         self.m, self.d = net.max_len, net.dim
         self.item, self.pos, self.bias = a(net.item), a(net.pos), a(net.bias)
-        self.blocks = [(b.n_heads, ln(b.ln1), a(b.qkv.weight)[:self.d].T, a(b.qkv.bias)[:self.d],
-                        a(b.qkv.weight)[self.d:].T, a(b.qkv.bias)[self.d:], lin(b.proj), ln(b.ln2), lin(b.ff1),
-                        lin(b.ff2)) for b in net.blocks]
+        self.blocks = [
+            (
+                b.n_heads,
+                ln(b.ln1),
+                a(b.qkv.weight)[: self.d].T,
+                a(b.qkv.bias)[: self.d],
+                a(b.qkv.weight)[self.d :].T,
+                a(b.qkv.bias)[self.d :],
+                lin(b.proj),
+                ln(b.ln2),
+                lin(b.ff1),
+                lin(b.ff2),
+            )
+            for b in net.blocks
+        ]
         self.ln = ln(net.ln)
         self.long = lin(net.long) if net.long is not None else None
         #: a one-block model's weights as the compiled ``jit_state`` takes them (torch's
@@ -191,18 +231,38 @@ class _NumpyWeights:
         self.jit_fn = _sasrec_jit.STATE
         if self.jit_fn is not None and len(net.blocks) == 1:
             b = net.blocks[0]
-            long = (a(net.long.weight), a(net.long.bias)) if net.long is not None else (
-                np.zeros((1, 1), np.float32), np.zeros(1, np.float32))
-            self.jit = (self.item, self.pos, b.n_heads, ln(b.ln1), a(b.qkv.weight), a(b.qkv.bias), a(b.proj.weight),
-                        a(b.proj.bias), ln(b.ln2), a(b.ff1.weight), a(b.ff1.bias), a(b.ff2.weight), a(b.ff2.bias),
-                        net.long is not None, *long, self.ln)
+            long = (
+                (a(net.long.weight), a(net.long.bias))
+                if net.long is not None
+                else (np.zeros((1, 1), np.float32), np.zeros(1, np.float32))
+            )
+            self.jit = (
+                self.item,
+                self.pos,
+                b.n_heads,
+                ln(b.ln1),
+                a(b.qkv.weight),
+                a(b.qkv.bias),
+                a(b.proj.weight),
+                a(b.proj.bias),
+                ln(b.ln2),
+                a(b.ff1.weight),
+                a(b.ff1.bias),
+                a(b.ff2.weight),
+                a(b.ff2.bias),
+                net.long is not None,
+                *long,
+                self.ln,
+            )
 
 
 def _layer_norm(x: np.ndarray, p: tuple[np.ndarray, np.ndarray, float]) -> np.ndarray:
     # sums scaled by 1/d: ndarray.mean's Python-level wrapper costs more than the maths here
     inv = np.float32(1.0 / x.shape[-1])
     c = x - x.sum(-1, keepdims=True) * inv
-    out: np.ndarray = c / np.sqrt(np.square(c).sum(-1, keepdims=True) * inv + np.float32(p[2])) * p[0] + p[1]
+    out: np.ndarray = (
+        c / np.sqrt(np.square(c).sum(-1, keepdims=True) * inv + np.float32(p[2])) * p[0] + p[1]
+    )
     return out
 
 
@@ -234,7 +294,9 @@ def jit_state(w: _NumpyWeights, orders: np.ndarray, windows: Sequence[int]) -> n
     return out
 
 
-def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | Sequence[int] | None = None) -> np.ndarray:
+def numpy_state(
+    w: _NumpyWeights, history: np.ndarray, window: int | Sequence[int] | None = None
+) -> np.ndarray:
     """The output of ``net(seq, padded=False, before, last_only=True)`` for one non-empty
     history, in numpy: the same maths without torch's per-operation overhead, which is
     most of the cost of scoring one user (tests check it against the torch path).
@@ -248,12 +310,15 @@ def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | Sequence[in
     """
     hs = np.atleast_2d(history)
     m, d = w.m, w.d
-    wins = [m if k is None else min(k, m) for k in (window if isinstance(window, Sequence) else [window])]
+    wins = [
+        m if k is None else min(k, m)
+        for k in (window if isinstance(window, Sequence) else [window])
+    ]
     n = min(max(wins), hs.shape[1])
     cut = hs[:, -n:]
     n_orders = cut.shape[0]
     e = w.item[cut + 1]
-    x = e * np.float32(math.sqrt(d)) + w.pos[m - n:]
+    x = e * np.float32(math.sqrt(d)) + w.pos[m - n :]
     share = _window_starts(wins, n)
     starts = np.fromiter(share, np.int64, len(share))
     n_windows, masked = len(starts), bool(starts[-1] > 0)
@@ -266,14 +331,19 @@ def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | Sequence[in
             # a lower block's output differs per window: one row per (window, order),
             # windows outermost; a query sees keys from its window's start on, or itself
             # (masked positions then stay finite; nothing inside the window reads them)
-            see = np.tri(n, dtype=bool) & ((keys[None, None, :] >= starts[:, None, None]) | np.eye(n, dtype=bool))
+            see = np.tri(n, dtype=bool) & (
+                (keys[None, None, :] >= starts[:, None, None]) | np.eye(n, dtype=bool)
+            )
             key_mask = np.repeat(see, n_orders, 0)[:, None]
             x = np.concatenate([x] * n_windows) if n_windows > 1 else x
             r = n_windows * n_orders
         dh = d // heads
         h = _layer_norm(x, ln1)
         kv = (h @ wkv + bkv).reshape(r, n, 2, heads, dh)
-        k, v = kv[:, :, 0].transpose(0, 2, 3, 1), kv[:, :, 1].transpose(0, 2, 1, 3)  # (r, heads, dh, n), (r, heads, n, dh)
+        k, v = (
+            kv[:, :, 0].transpose(0, 2, 3, 1),
+            kv[:, :, 1].transpose(0, 2, 1, 3),
+        )  # (r, heads, dh, n), (r, heads, n, dh)
         if top:  # only the last position matters from the top block
             q = (h[:, -1] @ wq + bq).reshape(r, heads, 1, dh)
             sc = q @ k / np.float32(math.sqrt(dh))  # (r, heads, 1, n)
@@ -283,7 +353,9 @@ def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | Sequence[in
             elif masked:
                 # the windows differ only here, in which keys the last query sees: one pass
                 # up to the scores, then (window, order) rows, windows outermost
-                sees = (keys[None, :] >= starts[:, None])[:, None, None, None, :]  # (windows, 1, 1, 1, n)
+                sees = (keys[None, :] >= starts[:, None])[
+                    :, None, None, None, :
+                ]  # (windows, 1, 1, 1, n)
                 a = _softmax_last(np.where(sees, sc[None], -np.inf)) @ v[None]
                 last = np.concatenate([last] * n_windows) if n_windows > 1 else last
                 r = n_windows * n_orders
@@ -294,7 +366,11 @@ def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | Sequence[in
             q = (h @ wq + bq).reshape(r, n, heads, dh).transpose(0, 2, 1, 3)
             sc = q @ k / np.float32(math.sqrt(dh))  # (r, heads, n, n)
             sc = np.where(np.tri(n, dtype=bool) if key_mask is None else key_mask, sc, -np.inf)
-            x = x + (_softmax_last(sc) @ v).transpose(0, 2, 1, 3).reshape(r, n, d) @ proj[0] + proj[1]
+            x = (
+                x
+                + (_softmax_last(sc) @ v).transpose(0, 2, 1, 3).reshape(r, n, d) @ proj[0]
+                + proj[1]
+            )
         f = _layer_norm(x, ln2) @ ff1[0] + ff1[1]
         f = 0.5 * f * (1.0 + _erf(f * np.float32(0.7071067811865476)))
         x = x + f.astype(np.float32, copy=False) @ ff2[0] + ff2[1]
@@ -308,7 +384,9 @@ def numpy_state(w: _NumpyWeights, history: np.ndarray, window: int | Sequence[in
     return out if np.ndim(history) == 2 else out[0]
 
 
-def tie_orders(history: np.ndarray, times: np.ndarray | None, window: int, n_orders: int, seed: int) -> np.ndarray:
+def tie_orders(
+    history: np.ndarray, times: np.ndarray | None, window: int, n_orders: int, seed: int
+) -> np.ndarray:
     """(orders, length): ``history`` as logged, then ``n_orders - 1`` orders in which each run
     of same-timestamp events that reaches into the last ``window`` items is shuffled (one
     row when no such run has two events, or without ``times``). Deterministic in ``seed``.
@@ -334,7 +412,9 @@ def tie_orders(history: np.ndarray, times: np.ndarray | None, window: int, n_ord
     runs = np.zeros(len(t), np.int64)
     np.cumsum(~same, out=runs[1:])
     out = np.repeat(history[None], n_orders, 0)
-    out[1:, start:] = history[start:][np.argsort(runs + _tie_keys(seed, n_orders - 1, len(t)), axis=1)]
+    out[1:, start:] = history[start:][
+        np.argsort(runs + _tie_keys(seed, n_orders - 1, len(t)), axis=1)
+    ]
     return out
 
 
@@ -365,7 +445,9 @@ def _tie_runs(data: TrainData) -> list[np.ndarray | None] | None:
     pos = np.flatnonzero(data.label > 0.5)
     order = pos[np.argsort(data.user_idx[pos], kind="stable")]
     counts = np.bincount(data.user_idx[pos], minlength=data.n_users)
-    if len(counts) != len(data.sequences) or any(c != len(s) for c, s in zip(counts, data.sequences)):
+    if len(counts) != len(data.sequences) or any(
+        c != len(s) for c, s in zip(counts, data.sequences)
+    ):
         return None
     out: list[np.ndarray | None] = []
     for t in np.split(data.timestamp[order], np.cumsum(counts)[:-1]):
@@ -374,7 +456,9 @@ def _tie_runs(data: TrainData) -> list[np.ndarray | None] | None:
     return out
 
 
-def _shuffle_ties(seqs: Sequence[np.ndarray], runs: Sequence[np.ndarray | None], rng: np.random.Generator) -> list[np.ndarray]:
+def _shuffle_ties(
+    seqs: Sequence[np.ndarray], runs: Sequence[np.ndarray | None], rng: np.random.Generator
+) -> list[np.ndarray]:
     """Each sequence with the items of each same-timestamp run in a random order.
 
     >>> _shuffle_ties([np.array([1, 2, 3, 4])], [np.array([0, 1, 1, 2])], np.random.default_rng(1))[0].tolist()
@@ -438,20 +522,54 @@ class SASRec(RecModel):
     uses_times = True
     holds_out_validation = False
 
-    def __init__(self, seed: int = 0, dim: int = 64, n_layers: int = 1, n_heads: int = 2, ffn_dim: int = 64,
-                 dropout: float = 0.2, max_len: int = 10, long_term: bool = True, epochs: int = 20,
-                 lr: float = 1e-2, batch_size: int = 32, weight_decay: float = 0.0, patience: int = 3,
-                 future_k: int = 3, future_decay: float = 0.7, mask_seen: bool = True,
-                 online_lr: float = 1e-4, online_scope: str = "items", shuffle_ties: bool = True,
-                 tie_samples: int = 8, extra_windows: Sequence[int] = (5, 2)) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        dim: int = 64,
+        n_layers: int = 1,
+        n_heads: int = 2,
+        ffn_dim: int = 64,
+        dropout: float = 0.2,
+        max_len: int = 10,
+        long_term: bool = True,
+        epochs: int = 20,
+        lr: float = 1e-2,
+        batch_size: int = 32,
+        weight_decay: float = 0.0,
+        patience: int = 3,
+        future_k: int = 3,
+        future_decay: float = 0.7,
+        mask_seen: bool = True,
+        online_lr: float = 1e-4,
+        online_scope: str = "items",
+        shuffle_ties: bool = True,
+        tie_samples: int = 8,
+        extra_windows: Sequence[int] = (5, 2),
+    ) -> None:
         super().__init__(seed)
-        check_positive_ints(dim=dim, n_layers=n_layers, n_heads=n_heads, ffn_dim=ffn_dim, max_len=max_len, epochs=epochs,
-                            batch_size=batch_size, patience=patience, future_k=future_k, tie_samples=tie_samples)
+        check_positive_ints(
+            dim=dim,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            ffn_dim=ffn_dim,
+            max_len=max_len,
+            epochs=epochs,
+            batch_size=batch_size,
+            patience=patience,
+            future_k=future_k,
+            tie_samples=tie_samples,
+        )
         if dim % n_heads:
-            raise ConfigError(f"dim must be a multiple of n_heads, got dim={dim}, n_heads={n_heads}")
+            raise ConfigError(
+                f"dim must be a multiple of n_heads, got dim={dim}, n_heads={n_heads}"
+            )
         if isinstance(extra_windows, (str, bytes)) or not all(
-                isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x > 0 for x in extra_windows):
-            raise ConfigError(f"extra_windows must be a list of positive integers, got {extra_windows!r}")
+            isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x > 0
+            for x in extra_windows
+        ):
+            raise ConfigError(
+                f"extra_windows must be a list of positive integers, got {extra_windows!r}"
+            )
         if not 0.0 <= dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
         if not 0.0 < future_decay <= 1.0:
@@ -463,8 +581,18 @@ class SASRec(RecModel):
                 raise ConfigError(f"{nm} must be a finite number >= 0 (lr > 0), got {f}")
         self.dim, self.n_layers, self.n_heads, self.ffn_dim = dim, n_layers, n_heads, ffn_dim
         self.dropout, self.max_len, self.long_term = float(dropout), max_len, bool(long_term)
-        self.epochs, self.lr, self.batch_size, self.weight_decay, self.patience = epochs, lr, batch_size, weight_decay, patience
-        self.future_k, self.future_decay, self.mask_seen = future_k, float(future_decay), bool(mask_seen)
+        self.epochs, self.lr, self.batch_size, self.weight_decay, self.patience = (
+            epochs,
+            lr,
+            batch_size,
+            weight_decay,
+            patience,
+        )
+        self.future_k, self.future_decay, self.mask_seen = (
+            future_k,
+            float(future_decay),
+            bool(mask_seen),
+        )
         self.online_lr, self.online_scope = online_lr, online_scope
         self.shuffle_ties, self.tie_samples = bool(shuffle_ties), tie_samples
         self.extra_windows = tuple(int(x) for x in extra_windows)
@@ -474,7 +602,9 @@ class SASRec(RecModel):
         self.online_steps_ = 0
 
     # ------------------------------------------------------------------ fit
-    def _windows(self, sequences: Sequence[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _windows(
+        self, sequences: Sequence[np.ndarray], rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Every sequence cut into windows of ``max_len`` inputs and ``future_k`` more targets.
 
         Row layout (items + 1, 0 pads): ``max_len`` input columns, right-aligned (left
@@ -495,7 +625,7 @@ class SASRec(RecModel):
             ends.extend(range(n - 1 - int(rng.integers(1, m + 1)), 0, -m))
             for b in ends:
                 a = max(0, b - m)
-                w = s[a:min(n, b + k)] + 1
+                w = s[a : min(n, b + k)] + 1
                 rows.append(np.pad(w, (m - (b - a), k + (b - a) - len(w))))
                 src.append((r, a))
         if not rows:
@@ -508,8 +638,16 @@ class SASRec(RecModel):
 
         rng = seed_everything(self.seed)
         self.n_users_, self.n_items_ = data.n_users, data.n_items
-        self.net = net = SASRecNet(data.n_items, self.dim, self.max_len, self.n_layers, self.n_heads, self.dropout,
-                                   self.ffn_dim, self.long_term)
+        self.net = net = SASRecNet(
+            data.n_items,
+            self.dim,
+            self.max_len,
+            self.n_layers,
+            self.n_heads,
+            self.dropout,
+            self.ffn_dim,
+            self.long_term,
+        )
         self._online_opt = None
 
         epochs = options.epochs if options.epochs is not None else self.epochs
@@ -519,7 +657,9 @@ class SASRec(RecModel):
 
         runs = _tie_runs(data) if self.shuffle_ties else None
 
-        def batches(rng: np.random.Generator, epoch: int) -> Iterator[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]:
+        def batches(
+            rng: np.random.Generator, epoch: int
+        ) -> Iterator[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]:
             current[0] = epoch
             seqs = data.sequences if runs is None else _shuffle_ties(data.sequences, runs, rng)
             win, src = self._windows(seqs, rng)
@@ -529,7 +669,7 @@ class SASRec(RecModel):
                 for g in opt.param_groups:
                     g["lr"] = _warmup_cosine(step[0], epochs * per_epoch, per_epoch, self.lr)
                 step[0] += 1
-                rows = order[s:s + self.batch_size]
+                rows = order[s : s + self.batch_size]
                 yield torch.from_numpy(win[rows]), _bag([seqs[r][:a] for r, a in src[rows]])
 
         def loss_fn(batch: tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
@@ -543,10 +683,22 @@ class SASRec(RecModel):
                 return -1.0 + current[0] * 1e-6
             return validation_ndcg(self, data)
 
-        report = train(net, batches, loss_fn,
-                       TrainConfig(epochs=epochs, lr=self.lr, weight_decay=self.weight_decay,
-                                   patience=self.patience, desc="sasrec"),
-                       options, rng, validate=validate if len(data.valid_user_idx) else None, optimizer=opt)
+        report = train(
+            net,
+            batches,
+            loss_fn,
+            TrainConfig(
+                epochs=epochs,
+                lr=self.lr,
+                weight_decay=self.weight_decay,
+                patience=self.patience,
+                desc="sasrec",
+            ),
+            options,
+            rng,
+            validate=validate if len(data.valid_user_idx) else None,
+            optimizer=opt,
+        )
         with torch.no_grad():
             net.item[0].zero_()
         self._warm_jit()
@@ -555,20 +707,24 @@ class SASRec(RecModel):
                 del row["valid_ndcg@10"]
         return report
 
-    def _loss(self, net: SASRecNet, w: torch.Tensor, bag: tuple[torch.Tensor, torch.Tensor], n_items: int) -> torch.Tensor:
+    def _loss(
+        self, net: SASRecNet, w: torch.Tensor, bag: tuple[torch.Tensor, torch.Tensor], n_items: int
+    ) -> torch.Tensor:
         """Mean weighted cross-entropy of each position's next ``future_k`` items.
 
         w: (batch, max_len + future_k) windows from ``_windows``; bag: the items before each.
         """
         m, k = self.max_len, self.future_k
         inp = w[:, :m]
-        keep = (inp > 0) & (w[:, 1:m + 1] > 0)
+        keep = (inp > 0) & (w[:, 1 : m + 1] > 0)
         logits = net.logits(net(inp, True, bag)[keep])
-        targets = [w[:, j + 1:j + 1 + m][keep] for j in range(k)]
+        targets = [w[:, j + 1 : j + 1 + m][keep] for j in range(k)]
         if self.mask_seen:
             # what the user had by then is no candidate (the engine filters it at serving time)
             flat, offsets = bag
-            rows = torch.repeat_interleave(torch.arange(len(w)), torch.diff(offsets, append=torch.tensor([len(flat)])))
+            rows = torch.repeat_interleave(
+                torch.arange(len(w)), torch.diff(offsets, append=torch.tensor([len(flat)]))
+            )
             seen = torch.zeros(len(w), n_items + 1, dtype=torch.bool)
             seen[rows, flat] = True
             upto = inp.unsqueeze(1).expand(-1, m, -1) * torch.ones(m, m, dtype=torch.long).tril_()
@@ -585,13 +741,17 @@ class SASRec(RecModel):
             ok = t > 0
             # a target past the sequence's end gathers a placeholder that may be masked (-inf):
             # select, not multiply by 0, or the reported loss is NaN (the gradient is the same)
-            picked = torch.where(ok, logp.gather(1, (t - 1).clamp_min(0).unsqueeze(1)).squeeze(1), 0.0)
-            total = total - self.future_decay ** j * picked.sum()
-            norm = norm + self.future_decay ** j * ok.sum()
+            picked = torch.where(
+                ok, logp.gather(1, (t - 1).clamp_min(0).unsqueeze(1)).squeeze(1), 0.0
+            )
+            total = total - self.future_decay**j * picked.sum()
+            norm = norm + self.future_decay**j * ok.sum()
         return total / norm.clamp_min(1.0)
 
     # ------------------------------------------------------------------ scoring
-    def _batch(self, histories: Sequence[np.ndarray], max_len: int) -> tuple[torch.Tensor, bool, tuple[torch.Tensor, torch.Tensor]]:
+    def _batch(
+        self, histories: Sequence[np.ndarray], max_len: int
+    ) -> tuple[torch.Tensor, bool, tuple[torch.Tensor, torch.Tensor]]:
         """Left-padded (batch, length) tensor of the last ``max_len`` items + 1, whether it
         pads, and the earlier items as a bag."""
         cut = [np.asarray(h[-max_len:], np.int64) for h in histories]
@@ -602,18 +762,28 @@ class SASRec(RecModel):
         out = np.zeros((len(cut), n), np.int64)
         for r, h in enumerate(cut):
             if len(h):
-                out[r, n - len(h):] = h + 1
+                out[r, n - len(h) :] = h + 1
         return torch.from_numpy(out), True, bag
 
-    def _states(self, histories: Sequence[np.ndarray], times: Sequence[np.ndarray] | None) -> np.ndarray:
+    def _states(
+        self, histories: Sequence[np.ndarray], times: Sequence[np.ndarray] | None
+    ) -> np.ndarray:
         """(batch, dim) outputs at each history's end, averaged over the window read whole
         and cut to each of ``extra_windows``; with ``times`` (each history's event
         timestamps), also over ``tie_samples`` orders of its same-second events."""
         net = self._net()
         w = self._numpy_weights(net)  # checked here, so that score can use them as they are
         n_orders = self.tie_samples if times is not None else 1
-        orders = [tie_orders(np.asarray(h, np.int64), None if times is None else np.asarray(times[r]), self.max_len,
-                             n_orders, self.seed) for r, h in enumerate(histories)]
+        orders = [
+            tie_orders(
+                np.asarray(h, np.int64),
+                None if times is None else np.asarray(times[r]),
+                self.max_len,
+                n_orders,
+                self.seed,
+            )
+            for r, h in enumerate(histories)
+        ]
         windows = [self.max_len, *(x for x in self.extra_windows if x < self.max_len)]
         if 0 < len(histories) <= _NUMPY_ROWS and all(len(h) for h in histories):
             if w.jit is not None:
@@ -621,7 +791,9 @@ class SASRec(RecModel):
             return np.stack([numpy_state(w, o, windows).mean(0) for o in orders])
         rows = [row for o in orders for row in o]
         with torch.inference_mode():
-            out: np.ndarray = sum(net(*self._batch(rows, x), last_only=True)[:, -1] for x in windows).numpy() / len(windows)
+            out: np.ndarray = sum(
+                net(*self._batch(rows, x), last_only=True)[:, -1] for x in windows
+            ).numpy() / len(windows)
         if len(rows) == len(histories):
             return out
         counts = np.fromiter((len(o) for o in orders), np.int64, len(orders))
@@ -629,15 +801,23 @@ class SASRec(RecModel):
         mean: np.ndarray = np.add.reduceat(out, starts, 0) / counts[:, None].astype(np.float32)
         return mean
 
-    def user_states(self, user_idx: np.ndarray, histories: Sequence[np.ndarray],
-                    times: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    def user_states(
+        self,
+        user_idx: np.ndarray,
+        histories: Sequence[np.ndarray],
+        times: Sequence[np.ndarray] | None = None,
+    ) -> np.ndarray:
         """(batch, dim) query vectors from ``histories`` (and ``times``) only (``user_idx`` is
         not read): ``score == user_states @ item_vectors().T + item_bias()``, so dot-product
         retrieval (the serving layer's faiss index) applies."""
         return self._states(histories, times)
 
-    def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray],
-              times: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    def score(
+        self,
+        user_idx: np.ndarray,
+        histories: Sequence[np.ndarray],
+        times: Sequence[np.ndarray] | None = None,
+    ) -> np.ndarray:
         """Scores from ``histories`` (and ``times``) only; ``user_idx`` is not read, so users
         the fit never saw are scored like any other."""
         states = self._states(histories, times)
@@ -685,7 +865,10 @@ class SASRec(RecModel):
         g = torch.Generator().manual_seed(self.seed * 7919 + n_items)
         w, bias = net.item.detach(), net.bias.detach()
         real = w[1:]
-        extra = real.mean(0, keepdim=True) + torch.randn(n_items - old, self.dim, generator=g) * real.std(0, keepdim=True) * 0.1
+        extra = (
+            real.mean(0, keepdim=True)
+            + torch.randn(n_items - old, self.dim, generator=g) * real.std(0, keepdim=True) * 0.1
+        )
         b_new = torch.full((n_items - old,), float(bias.quantile(0.25)) if old else 0.0)
         net.item = nn.Parameter(torch.cat([w, extra]))
         net.bias = nn.Parameter(torch.cat([bias, b_new]))
@@ -700,17 +883,25 @@ class SASRec(RecModel):
         for name, p in self.net.named_parameters():
             st = self._online_opt.state.get(p)
             if st:
-                out[name] = {"step": st["step"].detach().clone().float().reshape(()), "exp_avg": st["exp_avg"].clone(),
-                             "exp_avg_sq": st["exp_avg_sq"].clone()}
+                out[name] = {
+                    "step": st["step"].detach().clone().float().reshape(()),
+                    "exp_avg": st["exp_avg"].clone(),
+                    "exp_avg_sq": st["exp_avg_sq"].clone(),
+                }
         return out
 
-    def _make_optimizer(self, moments: dict[str, dict[str, torch.Tensor]] | None = None) -> torch.optim.Adam:
+    def _make_optimizer(
+        self, moments: dict[str, dict[str, torch.Tensor]] | None = None
+    ) -> torch.optim.Adam:
         """A fresh online Adam over the current parameters, seeded with ``moments`` (rows a
         table gained since get zero moments)."""
         if self.net is None:
             raise NotFittedError("sasrec is not fitted")
-        scoped = [(name, p) for name, p in self.net.named_parameters()
-                  if self.online_scope == "all" or name in ("item", "bias")]
+        scoped = [
+            (name, p)
+            for name, p in self.net.named_parameters()
+            if self.online_scope == "all" or name in ("item", "bias")
+        ]
         opt = torch.optim.Adam([p for _, p in scoped], lr=self.online_lr)
         for name, p in scoped:
             st = (moments or {}).get(name)
@@ -735,7 +926,9 @@ class SASRec(RecModel):
         net = self.net
         if net is None or self.online_lr <= 0:
             return 0.0
-        ok = (np.asarray(batch.label) > 0.5) & np.fromiter((len(h) > 0 for h in batch.histories), bool, len(batch.histories))
+        ok = (np.asarray(batch.label) > 0.5) & np.fromiter(
+            (len(h) > 0 for h in batch.histories), bool, len(batch.histories)
+        )
         keep = np.flatnonzero(ok & (np.asarray(batch.item_idx) < net.bias.shape[0]))
         if not len(keep):
             return 0.0
@@ -751,7 +944,9 @@ class SASRec(RecModel):
             logits = net.logits(h)
         else:
             logits = net.logits(net(seq, padded, bag, last_only=True)[:, -1])
-        loss = (F.cross_entropy(logits, target, reduction="none") * weight).sum() / weight.sum().clamp_min(1e-8)
+        loss = (
+            F.cross_entropy(logits, target, reduction="none") * weight
+        ).sum() / weight.sum().clamp_min(1e-8)
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         self.online_steps_ += 1
@@ -759,19 +954,38 @@ class SASRec(RecModel):
 
     # ------------------------------------------------------------------ persistence
     def hyperparameters(self) -> dict[str, Any]:
-        return {"dim": self.dim, "n_layers": self.n_layers, "n_heads": self.n_heads, "ffn_dim": self.ffn_dim,
-                "dropout": self.dropout, "max_len": self.max_len, "long_term": self.long_term, "epochs": self.epochs,
-                "lr": self.lr, "batch_size": self.batch_size, "weight_decay": self.weight_decay,
-                "patience": self.patience, "future_k": self.future_k, "future_decay": self.future_decay,
-                "mask_seen": self.mask_seen, "online_lr": self.online_lr,
-                "online_scope": self.online_scope, "shuffle_ties": self.shuffle_ties, "tie_samples": self.tie_samples,
-                "extra_windows": list(self.extra_windows)}
+        return {
+            "dim": self.dim,
+            "n_layers": self.n_layers,
+            "n_heads": self.n_heads,
+            "ffn_dim": self.ffn_dim,
+            "dropout": self.dropout,
+            "max_len": self.max_len,
+            "long_term": self.long_term,
+            "epochs": self.epochs,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "weight_decay": self.weight_decay,
+            "patience": self.patience,
+            "future_k": self.future_k,
+            "future_decay": self.future_decay,
+            "mask_seen": self.mask_seen,
+            "online_lr": self.online_lr,
+            "online_scope": self.online_scope,
+            "shuffle_ties": self.shuffle_ties,
+            "tie_samples": self.tie_samples,
+            "extra_windows": list(self.extra_windows),
+        }
 
     def get_state(self) -> dict[str, Any]:
         if self.net is None:
             raise NotFittedError("sasrec is not fitted")
-        state: dict[str, Any] = {"net": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
-                                 "n_users": self.n_users_, "n_items": self.n_items_, "online_steps": self.online_steps_}
+        state: dict[str, Any] = {
+            "net": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
+            "n_users": self.n_users_,
+            "n_items": self.n_items_,
+            "online_steps": self.online_steps_,
+        }
         moments = self._optimizer_moments()
         if moments is not None:
             state["online_opt"] = moments
@@ -780,8 +994,16 @@ class SASRec(RecModel):
     def set_state(self, state: dict[str, Any]) -> None:
         w = state["net"]
         n_items, dim = w["item"].shape[0] - 1, w["item"].shape[1]
-        self.net = SASRecNet(n_items, dim, w["pos"].shape[0], self.n_layers, self.n_heads, self.dropout, self.ffn_dim,
-                             "long.weight" in w)
+        self.net = SASRecNet(
+            n_items,
+            dim,
+            w["pos"].shape[0],
+            self.n_layers,
+            self.n_heads,
+            self.dropout,
+            self.ffn_dim,
+            "long.weight" in w,
+        )
         self.net.load_state_dict(w)
         self.net.eval()
         self.n_users_, self.n_items_ = int(state["n_users"]), int(state["n_items"])

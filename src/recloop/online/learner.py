@@ -7,6 +7,7 @@ at the latest half of ``max_delay_ms`` after the oldest arrived, so the caller o
 ``update`` does not wait for parameter steps; each step mixing in ``replay_ratio`` earlier interactions from a reservoir against
 forgetting.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -89,8 +90,13 @@ class OnlineLearner:
     current numbers of users and items; tables grow to them before each step.
     """
 
-    def __init__(self, model: RecModel, config: OnlineConfig, lock: threading.RLock,
-                 sizes: Callable[[], tuple[int, int]] | None = None) -> None:
+    def __init__(
+        self,
+        model: RecModel,
+        config: OnlineConfig,
+        lock: threading.RLock,
+        sizes: Callable[[], tuple[int, int]] | None = None,
+    ) -> None:
         self.model = model
         self.sizes = sizes
         self.config = config
@@ -98,7 +104,16 @@ class OnlineLearner:
         self._rng = np.random.default_rng(config.seed)
         # queued events in chunks (one per add / add_many): columns (users, items, labels,
         # weights, seqs, ends); histories are read at step time as ``Prefixes``
-        self._queue: list[tuple[Sequence[int], Sequence[int], Sequence[float], Sequence[float], Sequence[Hist], Sequence[int]]] = []
+        self._queue: list[
+            tuple[
+                Sequence[int],
+                Sequence[int],
+                Sequence[float],
+                Sequence[float],
+                Sequence[Hist],
+                Sequence[int],
+            ]
+        ] = []
         self._pending = 0
         self._qlock = threading.Lock()  # add vs the step's swap of the queue
         self._oldest = 0.0
@@ -111,18 +126,27 @@ class OnlineLearner:
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ intake
-    def add(self, user_idx: int, item_idx: int, label: float, weight: float, history: np.ndarray) -> None:
+    def add(
+        self, user_idx: int, item_idx: int, label: float, weight: float, history: np.ndarray
+    ) -> None:
         """Queue one event (``history``: the user's items *before* it); then call ``added``.
 
         The caller serialises calls.
         """
         if not self.config.enabled:
             return
-        hist = history[-self.config.history_len:]
+        hist = history[-self.config.history_len :]
         self.add_many([user_idx], [item_idx], [label], [weight], [hist], [len(hist)])
 
-    def add_many(self, users: Sequence[int], items: Sequence[int], labels: Sequence[float], weights: Sequence[float],
-                 seqs: Sequence[Hist], ends: Sequence[int]) -> None:
+    def add_many(
+        self,
+        users: Sequence[int],
+        items: Sequence[int],
+        labels: Sequence[float],
+        weights: Sequence[float],
+        seqs: Sequence[Hist],
+        ends: Sequence[int],
+    ) -> None:
         """Queue a batch of events, in order; then call ``added`` once.
 
         Event ``r``'s history (the user's items before it) is ``seqs[r][:ends[r]]``, read
@@ -161,44 +185,79 @@ class OnlineLearner:
             if n == 1 or n >= self.config.max_batch:
                 self._wake.set()
 
-    def seed_reservoir(self, users: np.ndarray, items: np.ndarray, histories: Callable[[int, int], Hist]) -> None:
+    def seed_reservoir(
+        self, users: np.ndarray, items: np.ndarray, histories: Callable[[int, int], Hist]
+    ) -> None:
         """Fill the reservoir from the fitted history (a uniform sample of it).
 
         ``histories(user, row)`` gives the user's items before that row (an array, or a
         list that is not changed afterwards).
         """
         n = len(users)
-        take = self._rng.choice(n, size=min(n, self.config.reservoir_size), replace=False) if n else []
+        take = (
+            self._rng.choice(n, size=min(n, self.config.reservoir_size), replace=False) if n else []
+        )
         for j in take:
             h = histories(int(users[j]), int(j))
             self._reservoir.append((int(users[j]), int(items[j]), 1.0, 1.0, h, len(h)))
         self._seen_total = n
 
-    def _remember(self, users: Sequence[int], items: Sequence[int], labels: Sequence[float], weights: Sequence[float],
-                  seqs: Sequence[Hist], ends: Sequence[int]) -> None:
+    def _remember(
+        self,
+        users: Sequence[int],
+        items: Sequence[int],
+        labels: Sequence[float],
+        weights: Sequence[float],
+        seqs: Sequence[Hist],
+        ends: Sequence[int],
+    ) -> None:
         """Reservoir sampling (algorithm R) of the events, in order."""
         n = len(users)
         size = self.config.reservoir_size
         res = self._reservoir
         fill = min(n, max(0, size - len(res)))
         if fill:
-            users, items, labels, weights = (c.tolist() if isinstance(c, np.ndarray) else c for c in (users, items, labels, weights))
-            res.extend(zip(users[:fill], items[:fill], labels[:fill], weights[:fill], seqs[:fill], ends[:fill]))
+            users, items, labels, weights = (
+                c.tolist() if isinstance(c, np.ndarray) else c
+                for c in (users, items, labels, weights)
+            )
+            res.extend(
+                zip(
+                    users[:fill],
+                    items[:fill],
+                    labels[:fill],
+                    weights[:fill],
+                    seqs[:fill],
+                    ends[:fill],
+                )
+            )
         if fill < n:
             # event r is the t-th seen: it replaces a uniform slot j < t when j < size (one draw
             # per event, in order: the same draws whether the events come one by one or at once)
             first = self._seen_total + fill + 1
             if n - fill <= 8:
-                slots = [int(self._rng.integers(0, t)) for t in range(first, self._seen_total + n + 1)]
+                slots = [
+                    int(self._rng.integers(0, t)) for t in range(first, self._seen_total + n + 1)
+                ]
             else:
                 slots = self._rng.integers(0, np.arange(first, self._seen_total + n + 1)).tolist()
             for r, j in enumerate(slots, fill):
                 if j < size:
-                    res[j] = (int(users[r]), int(items[r]), float(labels[r]), float(weights[r]), seqs[r], int(ends[r]))
+                    res[j] = (
+                        int(users[r]),
+                        int(items[r]),
+                        float(labels[r]),
+                        float(weights[r]),
+                        seqs[r],
+                        int(ends[r]),
+                    )
         self._seen_total += n
 
     def _overdue(self) -> bool:
-        return bool(self._pending) and (time.perf_counter() - self._oldest) * 1000 >= self.config.max_delay_ms
+        return (
+            bool(self._pending)
+            and (time.perf_counter() - self._oldest) * 1000 >= self.config.max_delay_ms
+        )
 
     # ------------------------------------------------------------------ stepping
     def flush(self) -> int:
@@ -213,8 +272,14 @@ class OnlineLearner:
                 self.model.grow(*self.sizes())
             wants = getattr(self.model, "learns_from_replay", True)
             n_replay = round(n_fresh * self.config.replay_ratio) if wants else 0
-            picked = [self._reservoir[j] for j in self._rng.integers(0, len(self._reservoir), n_replay).tolist()] \
-                if n_replay and self._reservoir else []
+            picked = (
+                [
+                    self._reservoir[j]
+                    for j in self._rng.integers(0, len(self._reservoir), n_replay).tolist()
+                ]
+                if n_replay and self._reservoir
+                else []
+            )
             if picked:
                 chunks.append(tuple(zip(*picked)))  # type: ignore[arg-type]
             seqs: list[Hist] = []
@@ -223,8 +288,10 @@ class OnlineLearner:
                 seqs.extend(c[4])
                 ends.extend(c[5])
             batch = OnlineBatch(
-                user_idx=_column(chunks, 0, np.int64), item_idx=_column(chunks, 1, np.int64),
-                label=_column(chunks, 2, np.float32), weight=_column(chunks, 3, np.float32),
+                user_idx=_column(chunks, 0, np.int64),
+                item_idx=_column(chunks, 1, np.int64),
+                label=_column(chunks, 2, np.float32),
+                weight=_column(chunks, 3, np.float32),
                 histories=Prefixes(seqs, ends, self.config.history_len),
                 n_fresh=n_fresh,
             )

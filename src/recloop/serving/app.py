@@ -10,6 +10,7 @@ Examples
 >>> sorted(r.path for r in app.routes if r.path.startswith("/admin"))
 ['/admin/reload', '/admin/snapshot']
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,9 +66,16 @@ def create_app(settings: Settings, engine: Recommender | None) -> FastAPI:
         yield
         state.close()
 
-    app = FastAPI(title="recloop", version=__version__, description=_DESCRIPTION, lifespan=lifespan,
-                  default_response_class=OrjsonResponse, docs_url="/docs", redoc_url=None,
-                  openapi_url="/openapi.json")
+    app = FastAPI(
+        title="recloop",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=OrjsonResponse,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
     app.state.serving = state
     install_error_handlers(app)
     for module in ALL:
@@ -82,14 +90,21 @@ def _document(app: FastAPI, settings: Settings) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            doc = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             components = doc.setdefault("components", {})
             components.setdefault("schemas", {}).update(body_schemas())
             if settings.api_keys:
-                components.setdefault("securitySchemes", {})["bearer"] = {"type": "http", "scheme": "bearer"}
+                components.setdefault("securitySchemes", {})["bearer"] = {
+                    "type": "http",
+                    "scheme": "bearer",
+                }
                 for path, ops in doc.get("paths", {}).items():
-                    for method, op in ops.items():
-                        if path in WRITE_PATHS or (settings.read_requires_key and path != "/health"):
+                    for op in ops.values():
+                        if path in WRITE_PATHS or (
+                            settings.read_requires_key and path != "/health"
+                        ):
                             op["security"] = [{"bearer": []}]
             app.openapi_schema = doc
         return app.openapi_schema
@@ -105,10 +120,18 @@ def gunicorn_app() -> FastAPI:
     """
     settings = get_settings()
     if settings.model_path is None:
-        raise ConfigError("model_path: is required to serve; set RECLOOP_MODEL_PATH or model_path in RECLOOP_CONFIG")
+        raise ConfigError(
+            "model_path: is required to serve; set RECLOOP_MODEL_PATH or model_path in RECLOOP_CONFIG"
+        )
     _set_threads(settings.threads)
     rec = Recommender.load(settings.model_path)
-    log.info("serving %s (%d users, %d items) from %s", rec.model_name, rec.n_users, rec.n_items, settings.model_path)
+    log.info(
+        "serving %s (%d users, %d items) from %s",
+        rec.model_name,
+        rec.n_users,
+        rec.n_items,
+        settings.model_path,
+    )
     return create_app(settings, rec)
 
 

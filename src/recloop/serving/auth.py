@@ -4,6 +4,7 @@ With no key configured every route is open. With keys, write and admin routes al
 require one, read routes only when ``read_requires_key``. Keys are never logged: the
 settings hold them as ``SecretStr`` and nothing here formats a header into a message.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -47,7 +48,12 @@ class KeyChecker:
             return
         header = request.headers.get("authorization")
         if header is None:
-            raise ApiError(401, "authorization", "an API key is required: send 'Authorization: Bearer <key>'", _CHALLENGE)
+            raise ApiError(
+                401,
+                "authorization",
+                "an API key is required: send 'Authorization: Bearer <key>'",
+                _CHALLENGE,
+            )
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "authorization", "must be 'Bearer <key>'", _CHALLENGE)

@@ -16,6 +16,7 @@ The batched path is the engine's own (``Recommender.recommend_batch_with_scores`
 ``predict_proba_batch``), so answers equal the one-request methods; a faiss-retrieved
 user goes through the retriever, and if a batch fails its requests are answered one at a time.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -58,7 +59,9 @@ class Batcher:
         self.max_batch = max_batch
         self._pending: list[Job] = []
         self._running = False
-        self._task: asyncio.Task[None] | None = None  # a reference keeps the task from being collected
+        self._task: asyncio.Task[None] | None = (
+            None  # a reference keeps the task from being collected
+        )
         self.batches = 0
         self.jobs = 0
 
@@ -75,7 +78,10 @@ class Batcher:
     async def _drain(self) -> None:
         try:
             while self._pending:
-                jobs, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+                jobs, self._pending = (
+                    self._pending[: self.max_batch],
+                    self._pending[self.max_batch :],
+                )
                 try:
                     outcomes = run_batch(jobs)
                 except Exception as exc:  # never leave a request hanging
@@ -115,7 +121,11 @@ def run_batch(jobs: Sequence[Job]) -> list[Outcome]:
     out: list[Outcome | None] = [None] * len(jobs)
     groups: dict[int, list[int]] = {}
     for n, job in enumerate(jobs):
-        if job.kind == "recommend" and job.retriever is not None and job.retriever.index is not None:
+        if (
+            job.kind == "recommend"
+            and job.retriever is not None
+            and job.retriever.index is not None
+        ):
             try:
                 top = job.retriever.recommend(job.user_id, job.k, job.exclude_seen)
             except Exception as exc:  # answered by the exact path below
@@ -162,12 +172,17 @@ def _score_batch(jobs: Sequence[Job]) -> list[Outcome]:
     for key, members in groups.items():
         try:
             if key[0] == "recommend":
-                rows = rec.recommend_batch_with_scores([jobs[r].user_id for r in members], key[1], key[2])
+                rows = rec.recommend_batch_with_scores(
+                    [jobs[r].user_id for r in members], key[1], key[2]
+                )
                 answers: list[Any] = list(rows)
             else:
                 behaviors = [jobs[r].behavior for r in members]
-                answers = rec.predict_proba_batch([jobs[r].user_id for r in members], [jobs[r].item_id for r in members],
-                                                  None if all(b is None for b in behaviors) else behaviors).tolist()
+                answers = rec.predict_proba_batch(
+                    [jobs[r].user_id for r in members],
+                    [jobs[r].item_id for r in members],
+                    None if all(b is None for b in behaviors) else behaviors,
+                ).tolist()
         except Exception:
             for r in members:
                 out[r] = _direct(jobs[r])

@@ -5,6 +5,7 @@ Library errors become HTTP statuses here and nowhere else: ``InvalidInputError``
 404; a wrong method → 405. An unexpected exception is logged and answered as a JSON 500
 that says nothing about its cause.
 """
+
 from __future__ import annotations
 
 import logging
@@ -35,7 +36,9 @@ class ApiError(Exception):
         Extra response headers (``WWW-Authenticate`` on 401).
     """
 
-    def __init__(self, status: int, field: str | None, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, field: str | None, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.status = status
         self.field = field
@@ -43,8 +46,12 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_response(status: int, field: str | None, message: str, headers: dict[str, str] | None = None) -> OrjsonResponse:
-    return OrjsonResponse({"error": {"field": field, "message": message}}, status_code=status, headers=headers)
+def error_response(
+    status: int, field: str | None, message: str, headers: dict[str, str] | None = None
+) -> OrjsonResponse:
+    return OrjsonResponse(
+        {"error": {"field": field, "message": message}}, status_code=status, headers=headers
+    )
 
 
 async def _handle(request: Request, exc: Exception) -> Response:
@@ -62,15 +69,26 @@ async def _handle(request: Request, exc: Exception) -> Response:
         if exc.status_code == 404:
             return error_response(404, "path", f"no such route: {path}")
         if exc.status_code == 405:
-            return error_response(405, "method", f"{request.method} is not allowed on {path}",
-                                  dict(exc.headers) if exc.headers else None)
-        return error_response(exc.status_code, None, str(exc.detail or "error"), dict(exc.headers) if exc.headers else None)
+            return error_response(
+                405,
+                "method",
+                f"{request.method} is not allowed on {path}",
+                dict(exc.headers) if exc.headers else None,
+            )
+        return error_response(
+            exc.status_code,
+            None,
+            str(exc.detail or "error"),
+            dict(exc.headers) if exc.headers else None,
+        )
     if isinstance(exc, RequestValidationError):
         errors = exc.errors()
         first = errors[0] if errors else {}
         loc = [str(x) for x in first.get("loc", ()) if x not in ("body", "query", "path", "header")]
         return error_response(422, ".".join(loc) or None, str(first.get("msg", "invalid request")))
-    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
+    log.error(
+        "unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc
+    )
     return error_response(500, None, "internal error")
 
 

@@ -3,6 +3,7 @@
 Everything here raises ``ApiError`` naming the field; the event and id rules
 themselves are the library's (``recloop.events``), applied by the engine.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,9 @@ async def read_json(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
-            raise ApiError(400, "content-length", f"must be a non-negative integer, got {declared[:40]!r}")
+            raise ApiError(
+                400, "content-length", f"must be a non-negative integer, got {declared[:40]!r}"
+            )
         if int(declared) > limit:
             raise ApiError(413, "body", f"must be at most {limit} bytes, got {int(declared)}")
         body = await request.body()
@@ -85,7 +88,9 @@ def _non_finite_field(body: bytes) -> tuple[str, str] | None:
         return None
 
 
-def check_object(value: Any, field: str, allowed: frozenset[str], required: tuple[str, ...] = ()) -> dict[str, Any]:
+def check_object(
+    value: Any, field: str, allowed: frozenset[str], required: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """``value`` must be a JSON object with only ``allowed`` keys and every ``required`` one."""
     if not isinstance(value, dict):
         raise ApiError(422, field, f"must be a JSON object, got {_json_type(value)}")

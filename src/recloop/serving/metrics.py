@@ -5,6 +5,7 @@ template (``/users/{user_id}/history``, never the raw path, so labels stay bound
 the engine's figures (model version, events applied, online update latency, table
 sizes) are read when ``/metrics`` is scraped.
 """
+
 from __future__ import annotations
 
 import time
@@ -25,19 +26,34 @@ class ServingMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.latency = Histogram("recloop_http_request_duration_seconds", "Request latency by route",
-                                 ("method", "route"), registry=self.registry, buckets=_BUCKETS)
-        self.requests = Counter("recloop_http_requests", "Requests by route and status",
-                                ("method", "route", "status"), registry=self.registry)
-        self.events = Counter("recloop_http_events_accepted", "Events accepted by POST /events",
-                              registry=self.registry)
+        self.latency = Histogram(
+            "recloop_http_request_duration_seconds",
+            "Request latency by route",
+            ("method", "route"),
+            registry=self.registry,
+            buckets=_BUCKETS,
+        )
+        self.requests = Counter(
+            "recloop_http_requests",
+            "Requests by route and status",
+            ("method", "route", "status"),
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "recloop_http_events_accepted",
+            "Events accepted by POST /events",
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
         pair = self._children.get(key)
         if pair is None:  # label lookups cost more than the observation: cache the children
-            pair = (self.latency.labels(method, route), self.requests.labels(method, route, str(status)))
+            pair = (
+                self.latency.labels(method, route),
+                self.requests.labels(method, route, str(status)),
+            )
             self._children[key] = pair
         pair[0].observe(seconds)
         pair[1].inc()
@@ -53,20 +69,28 @@ class _EngineCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         f = self.figures()
-        for name, doc in (("model_version", "Model version (bumped by each fit)"),
-                          ("events_applied", "Online events applied since the fit"),
-                          ("users", "Users known to the engine"),
-                          ("items", "Items known to the engine"),
-                          ("retrieval_index_items", "Items in the faiss retrieval index (0: exact scoring)")):
+        for name, doc in (
+            ("model_version", "Model version (bumped by each fit)"),
+            ("events_applied", "Online events applied since the fit"),
+            ("users", "Users known to the engine"),
+            ("items", "Items known to the engine"),
+            ("retrieval_index_items", "Items in the faiss retrieval index (0: exact scoring)"),
+        ):
             yield GaugeMetricFamily(f"recloop_{name}", doc, value=float(f.get(name, 0)))
         steps = np.asarray(f.get("update_latency_ms", ()), np.float64)
-        g = GaugeMetricFamily("recloop_online_update_latency_ms",
-                              "Online parameter step latency over the recent window (ms)", labels=("quantile",))
+        g = GaugeMetricFamily(
+            "recloop_online_update_latency_ms",
+            "Online parameter step latency over the recent window (ms)",
+            labels=("quantile",),
+        )
         for q in (0.5, 0.9, 0.99):
             g.add_metric((str(q),), float(np.quantile(steps, q)) if len(steps) else 0.0)
         yield g
-        yield GaugeMetricFamily("recloop_online_update_window_steps", "Online steps in the latency window",
-                                value=float(len(steps)))
+        yield GaugeMetricFamily(
+            "recloop_online_update_window_steps",
+            "Online steps in the latency window",
+            value=float(len(steps)),
+        )
 
 
 class MetricsMiddleware:

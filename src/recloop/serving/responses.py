@@ -1,4 +1,5 @@
 """The JSON response class of the service: orjson, without FastAPI's deprecated wrapper."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -18,6 +18,7 @@ the background and swapped in.
 This belongs in the engine's retrieval stage in the long run (DESIGN.md); it lives at
 the serving edge until the engine exposes one.
 """
+
 from __future__ import annotations
 
 import logging
@@ -58,8 +59,16 @@ class RetrievalIndex:
         OpenMP threads faiss may use.
     """
 
-    def __init__(self, vectors: np.ndarray, bias: np.ndarray | None = None, *, nlist: int | None = None,
-                 nprobe: int = 48, seed: int = 0, threads: int = 1) -> None:
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        bias: np.ndarray | None = None,
+        *,
+        nlist: int | None = None,
+        nprobe: int = 48,
+        seed: int = 0,
+        threads: int = 1,
+    ) -> None:
         import faiss
 
         faiss.omp_set_num_threads(max(1, threads))
@@ -73,7 +82,9 @@ class RetrievalIndex:
         x[:, d + 1] = np.sqrt(np.maximum(top - norms, 0.0))
         self.n_items = n
         self.dim = d
-        self.nlist = max(1, min(nlist or min(int(math.sqrt(n)), n // 39), n))  # faiss wants >= 39 points a list
+        self.nlist = max(
+            1, min(nlist or min(int(math.sqrt(n)), n // 39), n)
+        )  # faiss wants >= 39 points a list
         self.nprobe = max(1, min(nprobe, self.nlist))
         quantizer = faiss.IndexFlatL2(d + 2)
         index = faiss.IndexIVFFlat(quantizer, d + 2, self.nlist, faiss.METRIC_L2)
@@ -108,7 +119,9 @@ def _model_parts(model: Any) -> tuple[UserVectors, np.ndarray, np.ndarray | None
     Duck-typed until the model interface names these (see the report); ``Retriever``
     checks on real users that the scores agree before trusting them.
     """
-    user_vectors = next((f for f in (getattr(model, m, None) for m in USER_VECTOR_METHODS) if callable(f)), None)
+    user_vectors = next(
+        (f for f in (getattr(model, m, None) for m in USER_VECTOR_METHODS) if callable(f)), None
+    )
     if user_vectors is None:
         return None
     items = model.item_vectors()
@@ -164,8 +177,14 @@ class Retriever:
         the indexed items, at least 1,000).
     """
 
-    def __init__(self, rec: Recommender, threshold: int, nprobe: int = 48, threads: int = 1,
-                 rebuild_after: int | None = None) -> None:
+    def __init__(
+        self,
+        rec: Recommender,
+        threshold: int,
+        nprobe: int = 48,
+        threads: int = 1,
+        rebuild_after: int | None = None,
+    ) -> None:
         self.rec = rec
         self.threshold = threshold
         self.nprobe = nprobe
@@ -208,7 +227,9 @@ class Retriever:
             if self._building is not None and self._building.is_alive():
                 return
             if background:
-                self._building = threading.Thread(target=self._build_logged, name="recloop-faiss", daemon=True)
+                self._building = threading.Thread(
+                    target=self._build_logged, name="recloop-faiss", daemon=True
+                )
                 self._building.start()
                 return
         self.build()
@@ -223,14 +244,20 @@ class Retriever:
         """Build the index now from the model's current item vectors and swap it in."""
         t0 = time.perf_counter()
         rec = self.rec
-        with self._state_lock():  # the engine's order: state lock, then model lock, never the reverse
-            users = np.unique(np.linspace(0, rec.n_users - 1, num=min(4, rec.n_users)).astype(np.int64))
+        with (
+            self._state_lock()
+        ):  # the engine's order: state lock, then model lock, never the reverse
+            users = np.unique(
+                np.linspace(0, rec.n_users - 1, num=min(4, rec.n_users)).astype(np.int64)
+            )
             hist = [np.asarray(rec.sequences_[u], np.int64) for u in users]
             times = [rec._times(int(u)) for u in users] if rec.model_.uses_times else None
         with self._model_lock():
             parts = _model_parts(rec.model_)
             if parts is None:
-                self.disabled_reason = "the model is not a dot-product model (no user vectors or item vectors)"
+                self.disabled_reason = (
+                    "the model is not a dot-product model (no user vectors or item vectors)"
+                )
                 log.info("retrieval index not built: %s", self.disabled_reason)
                 return
             _, items, bias = parts
@@ -243,21 +270,35 @@ class Retriever:
         index = RetrievalIndex(items, bias, nprobe=self.nprobe, seed=rec.seed, threads=self.threads)
         self.index = index
         self.build_seconds = time.perf_counter() - t0
-        log.info("retrieval index: %d items, %d lists, built in %.1f s", index.n_items, index.nlist, self.build_seconds)
+        log.info(
+            "retrieval index: %d items, %d lists, built in %.1f s",
+            index.n_items,
+            index.nlist,
+            self.build_seconds,
+        )
 
-    def _consistent(self, parts: tuple[UserVectors, np.ndarray, np.ndarray | None], users: np.ndarray,
-                    hist: list[np.ndarray], times: list[np.ndarray] | None = None) -> bool:
+    def _consistent(
+        self,
+        parts: tuple[UserVectors, np.ndarray, np.ndarray | None],
+        users: np.ndarray,
+        hist: list[np.ndarray],
+        times: list[np.ndarray] | None = None,
+    ) -> bool:
         """Whether ``score`` equals ``user_vectors @ items.T + bias`` for these users and histories."""
         user_vectors, items, bias = parts
         if not len(users):
             return False
         hist, extra = known_history(hist, times, len(items))
         exact = np.asarray(self.rec.model_.score(users, hist, **extra))[:, : len(items)]
-        approx = _numpy(user_vectors(users, hist, **extra)) @ items.T + (0.0 if bias is None else bias)
+        approx = _numpy(user_vectors(users, hist, **extra)) @ items.T + (
+            0.0 if bias is None else bias
+        )
         return bool(np.allclose(exact, approx, rtol=1e-3, atol=1e-3))
 
     # ------------------------------------------------------------------ serving
-    def recommend(self, user_id: object, k: int, exclude_seen: bool) -> list[tuple[str, float]] | None:
+    def recommend(
+        self, user_id: object, k: int, exclude_seen: bool
+    ) -> list[tuple[str, float]] | None:
         """Top-``k`` ``(item_id, score)`` via the index, or ``None`` to use exact scoring.
 
         ``None`` when no index is ready, for users the model cannot personalise (they get
@@ -275,7 +316,11 @@ class Retriever:
             hist = np.asarray(rec.sequences_[uidx], np.int64)
             times = rec._times(uidx) if rec.model_.uses_times else None
             seen_set = rec.seen_[uidx]
-            seen = np.fromiter(seen_set, np.int64, len(seen_set)) if exclude_seen else np.zeros(0, np.int64)
+            seen = (
+                np.fromiter(seen_set, np.int64, len(seen_set))
+                if exclude_seen
+                else np.zeros(0, np.int64)
+            )
         if rec.model_.uses_history and not len(hist):
             return None
         with self._model_lock():
@@ -305,7 +350,11 @@ class Retriever:
         return [(i, float(s)) for i, s in zip(ids, scores[order])]
 
     def _limit(self, index: RetrievalIndex) -> int:
-        return self.rebuild_after if self.rebuild_after is not None else max(1000, index.n_items // 100)
+        return (
+            self.rebuild_after
+            if self.rebuild_after is not None
+            else max(1000, index.n_items // 100)
+        )
 
     def _stale(self) -> bool:
         """No index yet, or enough items were added since it was built."""

@@ -4,6 +4,7 @@ Handlers validate input with the library's own rules (``recloop.events``) and an
 with plain dicts rendered by orjson; these models *describe* those shapes for
 ``/docs``, clients and the schemathesis fuzz test.
 """
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -13,16 +14,21 @@ from pydantic.json_schema import models_json_schema
 
 from recloop.events import DEFAULT_EVENT_TYPES, MAX_ID_LENGTH, MAX_TIMESTAMP
 
-_ID_DOC = f"an integer or a non-empty string of at most {MAX_ID_LENGTH} characters (5 and \"5\" are the same id)"
+_ID_DOC = f'an integer or a non-empty string of at most {MAX_ID_LENGTH} characters (5 and "5" are the same id)'
 Id = int | str
 EventType = Literal[DEFAULT_EVENT_TYPES]  # type: ignore[valid-type]
 
 
 def _id_field(description: str) -> Any:
-    return Field(description=f"{description}: {_ID_DOC}",
-                 json_schema_extra={"anyOf": [{"type": "integer"},
-                                              {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH,
-                                               "pattern": r"\S"}]})
+    return Field(
+        description=f"{description}: {_ID_DOC}",
+        json_schema_extra={
+            "anyOf": [
+                {"type": "integer"},
+                {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": r"\S"},
+            ]
+        },
+    )
 
 
 class _Strict(BaseModel):
@@ -34,11 +40,15 @@ class PredictRequest(_Strict):
 
     user_id: Id = _id_field("the user")
     item_id: Id = _id_field("the item")
-    behavior: float | None = Field(None, description="request-time behaviour feature (finite number)")
+    behavior: float | None = Field(
+        None, description="request-time behaviour feature (finite number)"
+    )
 
 
 class PredictResponse(BaseModel):
-    prediction: float = Field(ge=0.0, le=1.0, description="probability that the user clicks the item")
+    prediction: float = Field(
+        ge=0.0, le=1.0, description="probability that the user clicks the item"
+    )
 
 
 class ScoredItem(BaseModel):
@@ -60,11 +70,20 @@ class EventIn(_Strict):
     item_id: Id = _id_field("the item")
     type: EventType = Field("click", description="kind of feedback")  # type: ignore[valid-type]
     value: float | None = Field(None, description="rating, watch fraction...; default 1.0")
-    timestamp: float | str | None = Field(None, description="epoch seconds (1970..2100) or ISO-8601; default now",
-                                          json_schema_extra={"anyOf": [
-                                              {"type": "number", "minimum": 0, "maximum": MAX_TIMESTAMP},
-                                              {"type": "string", "format": "date-time"}, {"type": "null"}]})
-    context: dict[str, Any] | None = Field(None, description="free-form context, kept with the event")
+    timestamp: float | str | None = Field(
+        None,
+        description="epoch seconds (1970..2100) or ISO-8601; default now",
+        json_schema_extra={
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": MAX_TIMESTAMP},
+                {"type": "string", "format": "date-time"},
+                {"type": "null"},
+            ]
+        },
+    )
+    context: dict[str, Any] | None = Field(
+        None, description="free-form context, kept with the event"
+    )
 
 
 class EventBatch(_Strict):
@@ -119,7 +138,9 @@ BODY_MODELS: tuple[type[BaseModel], ...] = (PredictRequest, EventIn, EventBatch)
 
 def body_schemas() -> dict[str, Any]:
     """JSON schemas of ``BODY_MODELS`` keyed by name, with ``#/components/schemas`` refs."""
-    _, top = models_json_schema([(m, "validation") for m in BODY_MODELS], ref_template="#/components/schemas/{model}")
+    _, top = models_json_schema(
+        [(m, "validation") for m in BODY_MODELS], ref_template="#/components/schemas/{model}"
+    )
     defs: dict[str, Any] = top.get("$defs", {})
     return defs
 
@@ -133,6 +154,10 @@ def json_body(*names: str) -> dict[str, Any]:
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": text}
-    for code, text in ((400, "malformed JSON"), (401, "missing or invalid API key"),
-                       (413, "body or batch too large"), (422, "invalid field"))
+    for code, text in (
+        (400, "malformed JSON"),
+        (401, "missing or invalid API key"),
+        (413, "body or batch too large"),
+        (422, "invalid field"),
+    )
 }

@@ -5,6 +5,7 @@ cached per engine state. Online events change that state: small catalogues refre
 at the next call, large ones (over ``LARGE`` items) at most every ``REFRESH_SECONDS``,
 so a stream of events does not make every call pay for the whole catalogue.
 """
+
 from __future__ import annotations
 
 import threading
@@ -86,7 +87,11 @@ class SimilarItems:
         rec = self.rec
         key = ("co", rec.model_version_)
         with self._guard:
-            if self._users_of is None or self._user_items is None or not self._fresh(key, rec.n_items):
+            if (
+                self._users_of is None
+                or self._user_items is None
+                or not self._fresh(key, rec.n_items)
+            ):
                 with rec._lock:  # no public accessor for a consistent copy yet (see report)
                     user_items = [np.fromiter(s, np.int64, len(s)) for s in rec.seen_]
                 n_items = rec.n_items
@@ -96,7 +101,7 @@ class SimilarItems:
                 order = np.argsort(flat_items, kind="stable")
                 bounds = np.searchsorted(flat_items[order], np.arange(n_items + 1))
                 users_sorted = flat_users[order]
-                self._users_of = [users_sorted[bounds[j]:bounds[j + 1]] for j in range(n_items)]
+                self._users_of = [users_sorted[bounds[j] : bounds[j + 1]] for j in range(n_items)]
                 self._user_items = user_items
                 self._popularity = np.diff(bounds).astype(np.float64)
                 self._stamp(key)

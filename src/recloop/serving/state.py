@@ -3,6 +3,7 @@
 Routes read ``state.rec`` once per request, so ``POST /admin/reload`` can swap in a
 new recommender while requests that already hold the old one finish with it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,7 +50,9 @@ class ServingState:
         """The recommender served, or a 503 ``ApiError`` when none is loaded."""
         rec = self.rec
         if rec is None:
-            raise ApiError(503, "model", "no model is loaded: set model_path and POST /admin/reload")
+            raise ApiError(
+                503, "model", "no model is loaded: set model_path and POST /admin/reload"
+            )
         return rec
 
     def replace(self, rec: Recommender | None, start_index: bool = True) -> None:
@@ -80,10 +83,14 @@ class ServingState:
         if rec is None:
             return {}
         index = self.retriever.index if self.retriever is not None else None
-        return {"model_version": rec.model_version_, "events_applied": rec.events_applied_,
-                "users": rec.n_users, "items": rec.n_items,
-                "retrieval_index_items": index.n_items if index is not None else 0,
-                "update_latency_ms": rec.update_latency_ms()}
+        return {
+            "model_version": rec.model_version_,
+            "events_applied": rec.events_applied_,
+            "users": rec.n_users,
+            "items": rec.n_items,
+            "retrieval_index_items": index.n_items if index is not None else 0,
+            "update_latency_ms": rec.update_latency_ms(),
+        }
 
     def close(self) -> None:
         """Stop the scoring worker, apply queued online steps and stop the online worker."""

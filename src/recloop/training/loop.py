@@ -1,4 +1,5 @@
 """The epoch loop every model's ``fit`` runs: Adam, early stopping, best checkpoint, progress."""
+
 from __future__ import annotations
 
 import copy
@@ -53,11 +54,19 @@ def train(
     """
     set_threads(options.threads)
     epochs = options.epochs if options.epochs is not None else config.epochs
-    opt = optimizer or torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = optimizer or torch.optim.Adam(
+        module.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     best, best_state, best_epoch, bad = -np.inf, None, -1, 0
     history: list[dict[str, float]] = []
     start = time.perf_counter()
-    bar = tqdm(range(epochs), desc=config.desc, disable=not options.show_progress, unit="epoch", leave=False)
+    bar = tqdm(
+        range(epochs),
+        desc=config.desc,
+        disable=not options.show_progress,
+        unit="epoch",
+        leave=False,
+    )
     for epoch in bar:
         module.train()
         total, n = 0.0, 0
@@ -71,7 +80,9 @@ def train(
             total += float(loss.detach())
             n += 1
         row = {"epoch": epoch + 1, "loss": total / max(n, 1)}
-        if validate is not None and ((epoch + 1) % config.validate_every == 0 or epoch + 1 == epochs):
+        if validate is not None and (
+            (epoch + 1) % config.validate_every == 0 or epoch + 1 == epochs
+        ):
             module.eval()
             with torch.no_grad():
                 metric = float(validate())
@@ -91,5 +102,10 @@ def train(
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
-    return {"epochs_run": len(history), "best_epoch": best_epoch, "best_valid_ndcg@10": None if best_state is None else best,
-            "fit_seconds": round(time.perf_counter() - start, 2), "history": history}
+    return {
+        "epochs_run": len(history),
+        "best_epoch": best_epoch,
+        "best_valid_ndcg@10": None if best_state is None else best,
+        "fit_seconds": round(time.perf_counter() - start, 2),
+        "history": history,
+    }

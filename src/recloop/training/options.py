@@ -1,4 +1,5 @@
 """Options of one fit, shared by every model (re-exported by ``recloop.models.base``)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,10 +12,10 @@ import torch
 class FitOptions:
     """How to fit: the training policy, separate from the architecture's hyperparameters."""
 
-    epochs: int | None = None          # None: the model's default
+    epochs: int | None = None  # None: the model's default
     show_progress: bool = False
     threads: int | None = None
-    callback: Any = None               # called as callback(epoch, metrics: dict) after each epoch
+    callback: Any = None  # called as callback(epoch, metrics: dict) after each epoch
 
 
 def set_threads(threads: int | None) -> None:

@@ -1,4 +1,5 @@
 """Negative samplers over the item catalogue."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -15,8 +16,13 @@ class NegativeSampler:
     them costs more than the bias they add (Rendle's BPR does the same).
     """
 
-    def __init__(self, n_items: int, kind: Literal["uniform", "popularity"] = "uniform",
-                 counts: np.ndarray | None = None, alpha: float = 0.75) -> None:
+    def __init__(
+        self,
+        n_items: int,
+        kind: Literal["uniform", "popularity"] = "uniform",
+        counts: np.ndarray | None = None,
+        alpha: float = 0.75,
+    ) -> None:
         if n_items <= 0:
             raise ValueError(f"n_items must be positive, got {n_items}")
         self.n_items = n_items

@@ -1,9 +1,10 @@
 """Validation NDCG@10 for early stopping: full ranking over items not yet seen."""
+
 from __future__ import annotations
 
-import numpy as np
-
 from typing import Any
+
+import numpy as np
 
 from recloop.evaluation.metrics import ndcg, target_ranks
 
@@ -16,8 +17,8 @@ def validation_ndcg(model: Any, data: Any, k: int = 10, batch: int = 512) -> flo
         return 0.0
     ranks = []
     for s in range(0, len(users), batch):
-        u = users[s:s + batch]
+        u = users[s : s + batch]
         hist = [data.sequences[x] for x in u]
         scores = model.score(u, hist)
-        ranks.append(target_ranks(scores, items[s:s + batch], hist))
+        ranks.append(target_ranks(scores, items[s : s + batch], hist))
     return ndcg(np.concatenate(ranks), k)

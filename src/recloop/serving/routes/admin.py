@@ -1,4 +1,5 @@
 """``POST /admin/snapshot`` and ``POST /admin/reload`` (write key required when keys are set)."""
+
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,10 @@ from recloop.serving.schemas import ERRORS, AdminResponse, ErrorResponse
 from recloop.serving.state import ServingState
 
 log = logging.getLogger(__name__)
-_RESPONSES = {**ERRORS, 409: {"model": ErrorResponse, "description": "no model path, or no snapshot there"}}
+_RESPONSES = {
+    **ERRORS,
+    409: {"model": ErrorResponse, "description": "no model path, or no snapshot there"},
+}
 
 
 def router(state: ServingState) -> APIRouter:
@@ -24,10 +28,17 @@ def router(state: ServingState) -> APIRouter:
     def model_path() -> Path:
         path = state.settings.model_path
         if path is None:
-            raise ApiError(409, "model_path", "no model path is configured (RECLOOP_MODEL_PATH or --model)")
+            raise ApiError(
+                409, "model_path", "no model path is configured (RECLOOP_MODEL_PATH or --model)"
+            )
         return path
 
-    @r.post("/snapshot", response_model=AdminResponse, responses=_RESPONSES, summary="Save the model to its path")
+    @r.post(
+        "/snapshot",
+        response_model=AdminResponse,
+        responses=_RESPONSES,
+        summary="Save the model to its path",
+    )
     async def snapshot(request: Request) -> Response:
         """Atomically write the live model (online updates included) to ``model_path``."""
         state.keys.require(request, write=True)
@@ -40,9 +51,20 @@ def router(state: ServingState) -> APIRouter:
         finally:
             state.admin_lock.release()
         log.info("snapshot written to %s", path)
-        return OrjsonResponse({"path": str(path), "model_version": rec.model_version_, "events_applied": rec.events_applied_})
+        return OrjsonResponse(
+            {
+                "path": str(path),
+                "model_version": rec.model_version_,
+                "events_applied": rec.events_applied_,
+            }
+        )
 
-    @r.post("/reload", response_model=AdminResponse, responses=_RESPONSES, summary="Load the model from its path")
+    @r.post(
+        "/reload",
+        response_model=AdminResponse,
+        responses=_RESPONSES,
+        summary="Load the model from its path",
+    )
     async def reload(request: Request) -> Response:
         """Load ``model_path`` and serve it; requests in flight finish on the old model."""
         state.keys.require(request, write=True)
@@ -53,11 +75,19 @@ def router(state: ServingState) -> APIRouter:
             try:
                 rec = await run_in_threadpool(Recommender.load, path)
             except Exception as exc:  # a missing, partial or foreign snapshot: the old model stays
-                raise ApiError(409, "model_path", f"cannot load a snapshot from {str(path)!r}: {exc}") from None
+                raise ApiError(
+                    409, "model_path", f"cannot load a snapshot from {str(path)!r}: {exc}"
+                ) from None
             state.replace(rec)
         finally:
             state.admin_lock.release()
         log.info("model reloaded from %s", path)
-        return OrjsonResponse({"path": str(path), "model_version": rec.model_version_, "events_applied": rec.events_applied_})
+        return OrjsonResponse(
+            {
+                "path": str(path),
+                "model_version": rec.model_version_,
+                "events_applied": rec.events_applied_,
+            }
+        )
 
     return r

@@ -1,4 +1,5 @@
 """``POST /events``: feedback, one event or a batch, answered once applied."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,8 +30,13 @@ def router(state: ServingState) -> APIRouter:
     limit = state.settings.max_body_bytes
     max_batch = state.settings.max_batch_events
 
-    @r.post("/events", response_model=EventsAck, responses=ERRORS, openapi_extra=json_body("EventIn", "EventBatch"),
-            summary="Learn from feedback")
+    @r.post(
+        "/events",
+        response_model=EventsAck,
+        responses=ERRORS,
+        openapi_extra=json_body("EventIn", "EventBatch"),
+        summary="Learn from feedback",
+    )
     async def post_events(request: Request) -> Response:
         """One event ``{"user_id", "item_id", "type", "value"?, "timestamp"?, "context"?}``
         or a batch ``{"events": [...]}``. A batch is all-or-nothing: one invalid event
@@ -48,26 +54,35 @@ def router(state: ServingState) -> APIRouter:
             if not events:
                 raise ApiError(422, "events", "must hold at least one event")
             if len(events) > max_batch:
-                raise ApiError(413, "events", f"must hold at most {max_batch} events, got {len(events)}")
+                raise ApiError(
+                    413, "events", f"must hold at most {max_batch} events, got {len(events)}"
+                )
             for n, event in enumerate(events):
                 if not isinstance(event, dict):
                     raise ApiError(422, f"events[{n}]", "must be a JSON object")
                 # only a float id needs the check: the common (string, integer) case costs two lookups
-                if isinstance(event.get("user_id"), float) or isinstance(event.get("item_id"), float):
+                if isinstance(event.get("user_id"), float) or isinstance(
+                    event.get("item_id"), float
+                ):
                     _check_ids(event, f"events[{n}].")
             payload = events
         elif isinstance(body, dict):
             _check_ids(body, "")
             payload = body
         else:
-            raise ApiError(422, "body", "must be an event object or {\"events\": [...]}")
+            raise ApiError(422, "body", 'must be an event object or {"events": [...]}')
         rec = state.engine()
         if isinstance(payload, list) and len(payload) > INLINE_EVENTS:
             applied = await run_in_threadpool(rec.update, payload)
         else:
             applied = rec.update(payload)
         state.metrics.events.inc(applied)
-        return OrjsonResponse({"accepted": applied, "events_applied": rec.events_applied_,
-                               "model_version": rec.model_version_})
+        return OrjsonResponse(
+            {
+                "accepted": applied,
+                "events_applied": rec.events_applied_,
+                "model_version": rec.model_version_,
+            }
+        )
 
     return r

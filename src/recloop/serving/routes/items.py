@@ -1,4 +1,5 @@
 """``GET /items/{item_id}/similar``."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -14,12 +15,21 @@ from recloop.serving.state import ServingState
 def router(state: ServingState) -> APIRouter:
     r = APIRouter(tags=["items"])
     max_k = state.settings.max_k
-    k_param = {"name": "k", "in": "query", "required": False, "description": "how many items",
-               "schema": {"type": "integer", "minimum": 1, "maximum": max_k, "default": 10}}
+    k_param = {
+        "name": "k",
+        "in": "query",
+        "required": False,
+        "description": "how many items",
+        "schema": {"type": "integer", "minimum": 1, "maximum": max_k, "default": 10},
+    }
 
-    @r.get("/items/{item_id}/similar", response_model=SimilarResponse,
-           responses={**ERRORS, 404: {"model": ErrorResponse, "description": "unknown item"}},
-           openapi_extra={"parameters": [k_param]}, summary="Items similar to an item")
+    @r.get(
+        "/items/{item_id}/similar",
+        response_model=SimilarResponse,
+        responses={**ERRORS, 404: {"model": ErrorResponse, "description": "unknown item"}},
+        openapi_extra={"parameters": [k_param]},
+        summary="Items similar to an item",
+    )
     async def similar(item_id: str, request: Request) -> Response:
         """Cosine similarity of the model's item vectors when it has them, else
         co-occurrence in users' histories."""
@@ -30,6 +40,12 @@ def router(state: ServingState) -> APIRouter:
         if finder is None:
             raise ApiError(503, "model", "no model is loaded")
         iid, top, method = finder.similar(item_id, k)
-        return OrjsonResponse({"item_id": iid, "items": [{"item_id": i, "score": s} for i, s in top], "method": method})
+        return OrjsonResponse(
+            {
+                "item_id": iid,
+                "items": [{"item_id": i, "score": s} for i, s in top],
+                "method": method,
+            }
+        )
 
     return r

@@ -1,4 +1,5 @@
 """``POST /predict``: the design document's click probability."""
+
 from __future__ import annotations
 
 import math
@@ -21,22 +22,34 @@ def router(state: ServingState) -> APIRouter:
     r = APIRouter(tags=["predict"])
     limit = state.settings.max_body_bytes
 
-    @r.post("/predict", response_model=PredictResponse, responses=ERRORS, openapi_extra=json_body("PredictRequest"),
-            summary="Probability that a user clicks an item")
+    @r.post(
+        "/predict",
+        response_model=PredictResponse,
+        responses=ERRORS,
+        openapi_extra=json_body("PredictRequest"),
+        summary="Probability that a user clicks an item",
+    )
     async def predict(request: Request) -> Response:
         """Body ``{"user_id": 1, "item_id": 2, "behavior": 0.5}`` (``behavior`` optional) →
         ``{"prediction": p}`` with 0 ≤ p ≤ 1. Works with every model: those without a
         click model answer the item's percentile among the user's scores."""
         state.keys.require(request, write=False)
-        body = check_object(await read_json(request, limit), "body", _FIELDS, ("user_id", "item_id"))
+        body = check_object(
+            await read_json(request, limit), "body", _FIELDS, ("user_id", "item_id")
+        )
         check_id_number(body["user_id"], "user_id")
         check_id_number(body["item_id"], "item_id")
-        user_id, item_id = parse_id(body["user_id"], "user_id"), parse_id(body["item_id"], "item_id")
+        user_id, item_id = (
+            parse_id(body["user_id"], "user_id"),
+            parse_id(body["item_id"], "item_id"),
+        )
         raw = body.get("behavior")
         behavior = None if raw is None else parse_value(raw, "behavior")
         rec = state.engine()
         if state.batcher is not None:
-            p = await state.batcher.submit(Job("predict", rec, user_id, item_id=item_id, behavior=behavior))
+            p = await state.batcher.submit(
+                Job("predict", rec, user_id, item_id=item_id, behavior=behavior)
+            )
         else:
             p = rec.predict_proba(user_id, item_id, behavior)
         if not math.isfinite(p):

@@ -1,4 +1,5 @@
 """``GET /recommend``: top-k items for a user, read-your-writes."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,12 +17,32 @@ from recloop.serving.state import ServingState
 
 def _parameters(max_k: int) -> list[dict[str, Any]]:
     return [
-        {"name": "user_id", "in": "query", "required": True, "description": "the user (unknown users get popular items)",
-         "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": r"\S"}},
-        {"name": "k", "in": "query", "required": False, "description": "how many items",
-         "schema": {"type": "integer", "minimum": 1, "maximum": max_k, "default": 10}},
-        {"name": "exclude_seen", "in": "query", "required": False, "description": "drop items the user interacted with",
-         "schema": {"type": "boolean", "default": True}},
+        {
+            "name": "user_id",
+            "in": "query",
+            "required": True,
+            "description": "the user (unknown users get popular items)",
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_ID_LENGTH,
+                "pattern": r"\S",
+            },
+        },
+        {
+            "name": "k",
+            "in": "query",
+            "required": False,
+            "description": "how many items",
+            "schema": {"type": "integer", "minimum": 1, "maximum": max_k, "default": 10},
+        },
+        {
+            "name": "exclude_seen",
+            "in": "query",
+            "required": False,
+            "description": "drop items the user interacted with",
+            "schema": {"type": "boolean", "default": True},
+        },
     ]
 
 
@@ -29,8 +50,13 @@ def router(state: ServingState) -> APIRouter:
     r = APIRouter(tags=["recommend"])
     max_k = state.settings.max_k
 
-    @r.get("/recommend", response_model=RecommendResponse, responses=ERRORS,
-           openapi_extra={"parameters": _parameters(max_k)}, summary="Top-k items for a user")
+    @r.get(
+        "/recommend",
+        response_model=RecommendResponse,
+        responses=ERRORS,
+        openapi_extra={"parameters": _parameters(max_k)},
+        summary="Top-k items for a user",
+    )
     async def recommend(request: Request) -> Response:
         """The ``k`` best items for ``user_id`` with their scores. An event posted to
         ``/events`` is reflected here as soon as that POST has answered."""
@@ -41,12 +67,24 @@ def router(state: ServingState) -> APIRouter:
         rec = state.engine()
         retriever = state.retriever
         if state.batcher is not None:
-            top = await state.batcher.submit(Job("recommend", rec, user_id, k, exclude_seen, retriever=retriever))
+            top = await state.batcher.submit(
+                Job("recommend", rec, user_id, k, exclude_seen, retriever=retriever)
+            )
         else:
-            top = retriever.recommend(user_id, k, exclude_seen) if retriever is not None and retriever.index is not None else None
+            top = (
+                retriever.recommend(user_id, k, exclude_seen)
+                if retriever is not None and retriever.index is not None
+                else None
+            )
             if top is None:
                 top = rec.recommend_with_scores(user_id, k, exclude_seen)
-        return OrjsonResponse({"user_id": user_id, "items": [{"item_id": i, "score": s} for i, s in top],
-                               "model_version": rec.model_version_, "events_applied": rec.events_applied_})
+        return OrjsonResponse(
+            {
+                "user_id": user_id,
+                "items": [{"item_id": i, "score": s} for i, s in top],
+                "model_version": rec.model_version_,
+                "events_applied": rec.events_applied_,
+            }
+        )
 
     return r
