@@ -45,3 +45,8 @@ class UnknownModelError(RecloopError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0]) if self.args else ""
+
+
+class StorageError(RecloopError):
+    """The event log or the snapshot store cannot do what was asked (a full disk, a
+    read-only folder, a server gone, a corrupt file); nothing was acknowledged."""

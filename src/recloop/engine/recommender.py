@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,10 @@ from recloop.events import (
 )
 from recloop.models import FitOptions, RecModel, TrainData, create
 from recloop.online import OnlineConfig, OnlineLearner
+
+if TYPE_CHECKING:
+    from recloop.engine.durable import Durable, SnapshotPolicy
+    from recloop.storage import EventLog, ModelStore
 
 log = logging.getLogger(__name__)
 MAX_K = 1000
@@ -128,6 +132,8 @@ class Recommender:
             threading.RLock()
         )  # the model's parameters (taken after _lock, never before)
         self._learner: OnlineLearner | None = None
+        self.log_offset_ = 0  # the event log's offset of the last event applied (engine.durable)
+        self._durable: Durable | None = None
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -492,6 +498,8 @@ class Recommender:
         (read-your-writes); the parameter step follows within ``max_delay_ms``.
         """
         self._check_fitted()
+        if self._durable is not None:  # logged first, then applied in log order
+            return self._durable.update(events)
         cols = self._parse_events(events)
         with self._lock:
             self._apply_columns(cols)
@@ -499,6 +507,22 @@ class Recommender:
             if self._learner is not None:
                 self._learner.added()
         return len(cols)
+
+    def attach_log(
+        self,
+        log: EventLog,
+        store: ModelStore | None = None,
+        policy: SnapshotPolicy | None = None,
+    ) -> Durable:
+        """From now on ``update`` appends to ``log`` and returns once the events are durable
+        and applied; snapshots go to ``store`` (see ``recloop.engine.durable``). Events already
+        in the log after ``log_offset_`` are replayed first."""
+        from recloop.engine.durable import Durable, replay
+
+        self._check_fitted()
+        replay(self, log)
+        self._durable = Durable(self, log, store, policy)
+        return self._durable
 
     def _parse_events(self, events: Any) -> EventColumns:
         types = self.feedback.types
@@ -648,6 +672,7 @@ class Recommender:
                 "online": self.online_config.__dict__,
                 "events_applied": self.events_applied_,
                 "model_version": self.model_version_,
+                "log_offset": self.log_offset_,
                 "fit_report": _jsonable(self.fit_report_),
                 "feedback": {
                     t: [sig.label, sig.weight] for t, sig in self.feedback.signals.items()
@@ -756,6 +781,7 @@ class Recommender:
             rec.recent_.values = rec.item_counts_.copy()
         rec.events_applied_ = int(meta.get("events_applied", 0))
         rec.model_version_ = int(meta.get("model_version", 1))
+        rec.log_offset_ = int(meta.get("log_offset", 0))
         rec.fit_report_ = meta.get("fit_report", {})
         if (path / "items.parquet").exists():
             rec.items_meta_ = pd.read_parquet(path / "items.parquet")

@@ -94,6 +94,9 @@ class EventsAck(BaseModel):
     accepted: int = Field(description="events applied by this request")
     events_applied: int
     model_version: int
+    offset: int | None = Field(
+        description="the event log's offset of this request's last event (null without a log)"
+    )
 
 
 class HistoryResponse(BaseModel):
@@ -115,6 +118,9 @@ class HealthResponse(BaseModel):
     n_users: int
     n_items: int
     retrieval: Literal["exact", "faiss", "building"]
+    log_offset: int | None = Field(
+        description="the event log's offset of the last event applied (null without a log)"
+    )
 
 
 class AdminResponse(BaseModel):
@@ -129,6 +135,16 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class RecoveringResponse(BaseModel):
+    """``/health`` while the service replays its event log (status 503)."""
+
+    status: Literal["recovering", "failed"]
+    log_offset: int = Field(description="the last event applied so far")
+    target: int = Field(description="the log's last offset when the replay started")
+    progress: float = Field(ge=0.0, le=1.0)
     error: ErrorDetail
 
 
