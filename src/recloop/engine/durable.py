@@ -10,7 +10,8 @@
 - A background thread writes a snapshot every ``every_events`` events or ``every_seconds``
   seconds (whichever comes first) and trims the log behind the oldest snapshot kept.
 - ``recover`` loads the newest valid snapshot (else the fallback model) and replays the
-  log after the snapshot's offset through ``apply_logged``, the live path.
+  log after the snapshot's offset through ``apply_logged``, the live path (state only:
+  see ``replay``).
 
 The engine's ``log_offset_`` is the offset of the last event applied; snapshots record it
 (``meta.json``), and ``apply_logged`` skips what it already covers, so an event is
@@ -83,17 +84,34 @@ def replay(
     rec: Recommender,
     event_log: EventLog,
     progress: Progress | None = None,
+    *,
+    learn: bool = False,
     batch_size: int = 20_000,
 ) -> int:
-    """Apply every logged event after ``rec.log_offset_``; returns how many were applied."""
+    """Apply every logged event after ``rec.log_offset_``; returns how many were applied.
+
+    Each event changes the state (vocabularies, histories, seen items, popularity) exactly
+    as it did live. With ``learn`` False (the default) the replayed events are not queued
+    for parameter steps: the snapshot's parameters serve them, reading the replayed
+    histories as they read any user's (fold-in, sequence models), and a step per replayed
+    event would cost a recovery as much as the online learning of the whole period
+    (``mf``'s fold-in solves a system per user). Snapshots every ``every_events`` bound
+    how many events that is.
+    """
     last = event_log.last_offset()
     applied = 0
     if progress is not None:
         progress(rec.log_offset_, last)
-    for first, cols in event_log.read(rec.log_offset_ + 1, batch_size):
-        applied += apply_logged(rec, cols, range(first, first + len(cols)))
-        if progress is not None:
-            progress(rec.log_offset_, max(last, rec.log_offset_))
+    learner = rec._learner
+    if not learn:
+        rec._learner = None
+    try:
+        for first, cols in event_log.read(rec.log_offset_ + 1, batch_size):
+            applied += apply_logged(rec, cols, range(first, first + len(cols)))
+            if progress is not None:
+                progress(rec.log_offset_, max(last, rec.log_offset_))
+    finally:
+        rec._learner = learner
     if rec.log_offset_ < last:
         raise StorageError(
             f"log: ends at {rec.log_offset_} but its last offset is {last}: events are missing"
