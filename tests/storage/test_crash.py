@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from storage_helpers import save_model
 
 import recloop
+from storage.storage_helpers import save_model
 
 CYCLES = 20
 CLIENTS = 3

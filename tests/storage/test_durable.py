@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from storage_helpers import (
+
+from recloop import Recommender
+from recloop.engine.durable import SnapshotPolicy, recover, replay
+from recloop.errors import InvalidInputError, StorageError
+from recloop.storage import ModelStore, open_log
+from storage.storage_helpers import (
     can_mount,
     engine_state,
     make_read_only,
@@ -19,11 +24,6 @@ from storage_helpers import (
     save_model,
     tmpfs,
 )
-
-from recloop import Recommender
-from recloop.engine.durable import SnapshotPolicy, recover, replay
-from recloop.errors import InvalidInputError, StorageError
-from recloop.storage import ModelStore, open_log
 
 
 @pytest.fixture(scope="module")

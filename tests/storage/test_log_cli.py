@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from storage_helpers import save_model
 
 from recloop import Recommender
 from recloop.cli.main import main
 from recloop.storage import open_log
+from storage.storage_helpers import save_model
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from storage_helpers import save_model
+
+from storage.storage_helpers import save_model
 
 warnings.filterwarnings("ignore", message=".*httpx.* with .*starlette.testclient.* is deprecated")
 from fastapi.testclient import TestClient  # noqa: E402
