@@ -117,7 +117,9 @@ def bodies(users: list[str], items: list[str], size: int, count: int, seed: int)
     for _ in range(count):
         events = [
             {
-                "user_id": rng.choice(users) if rng.random() < 0.8 else f"new{rng.randrange(10**6)}",
+                "user_id": rng.choice(users)
+                if rng.random() < 0.8
+                else f"new{rng.randrange(10**6)}",
                 "item_id": rng.choice(items),
                 "type": "click",
             }
@@ -175,7 +177,11 @@ def write_log(url: str, n: int, users: list[str], items: list[str], seed: int) -
     for s in range(0, n, 20_000):
         k = min(20_000, n - s)
         new = rng.random(k) < 0.2
-        u = np.where(new, [f"new{x}" for x in rng.integers(0, n // 10 + 1, k)], known[rng.integers(0, len(known), k)])
+        u = np.where(
+            new,
+            [f"new{x}" for x in rng.integers(0, n // 10 + 1, k)],
+            known[rng.integers(0, len(known), k)],
+        )
         i = [items[x] for x in rng.integers(0, len(items), k)]
         ts = (1.8e9 + np.arange(s, s + k) / 100).tolist()
         log.append(EventColumns(u.tolist(), i, ["click"] * k, [1.0] * k, ts))
@@ -241,7 +247,7 @@ def main() -> int:
                 [measure_mode(model, m, users, items, args, args.seed + r) for m in MODES]
             )
         rows = []
-        for k, mode in enumerate(MODES):
+        for k in range(len(MODES)):
             runs = sorted((rd[k] for rd in rounds), key=lambda x: x["batch_events_per_s"])
             rows.append(runs[len(runs) // 2])  # the median round (the lower one of two)
         off = rows[0]["batch_events_per_s"]

@@ -136,6 +136,11 @@ def gunicorn_app() -> FastAPI:
     and loads the model in each worker (every worker holds its own copy).
     """
     settings = get_settings()
+    if settings.data_dir is not None or settings.log_url is not None:
+        raise ConfigError(
+            "data_dir: an event log needs one process that owns it; serve it with "
+            "`recloop serve --data-dir`, not Gunicorn workers"
+        )
     if settings.model_path is None:
         raise ConfigError(
             "model_path: is required to serve; set RECLOOP_MODEL_PATH or model_path in RECLOOP_CONFIG"
