@@ -83,7 +83,10 @@ class RedisLog:
             return range(last + 1, last + 1)
         ctx = batch.contexts
         payload = [
-            orjson.dumps([u, i, t, v, ts, ctx[r]] if r in ctx else [u, i, t, v, ts])
+            orjson.dumps(
+                [u, i, t, v, ts, ctx[r]] if r in ctx else [u, i, t, v, ts],
+                option=orjson.OPT_SERIALIZE_NUMPY,
+            )
             for r, (u, i, t, v, ts) in enumerate(
                 zip(batch.user_ids, batch.item_ids, batch.types, batch.values, batch.timestamps)
             )

@@ -1,6 +1,8 @@
 """The embedded event log: one SQLite file in WAL mode (``sqlite:///ABS/PATH/events.db``).
 
-One row per event, its offset the primary key. ``durability="process"`` commits with
+One row per append: the batch's first and last offsets and its events as columns in one
+JSON document, so an append is one row insert and a read decodes thousands of events in
+one call (a row per event made the log the slowest step of a replay). ``durability="process"`` commits with
 ``synchronous=NORMAL`` (a commit survives the process being killed: it is in the WAL
 file before ``append`` returns); ``"fsync"`` with ``synchronous=FULL`` (each commit is
 fsynced, so it survives power loss too). A commit costs one fsync at most whatever its
@@ -24,24 +26,22 @@ import orjson
 
 from recloop.errors import ConfigError, StorageError
 from recloop.events import EventColumns
-from recloop.storage.log import Durability, LogInfo, register
+from recloop.storage.log import Durability, LogInfo, concat, register, slice_columns
 
 log = logging.getLogger(__name__)
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    offset INTEGER PRIMARY KEY,
-    user_id TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    value REAL NOT NULL,
-    timestamp REAL NOT NULL,
-    context BLOB
+CREATE TABLE IF NOT EXISTS batches (
+    first INTEGER PRIMARY KEY,
+    last INTEGER NOT NULL,
+    events BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
-#: rows deleted per transaction by ``trim``, so appends wait for a short delete only
-_TRIM_CHUNK = 20_000
+#: batches deleted per transaction by ``trim``, so appends wait for a short delete only
+_TRIM_CHUNK = 2_000
+#: batches fetched per query by ``read``
+_PAGE = 256
 
 
 def _path_of(url: str) -> tuple[Path, dict[str, list[str]]]:
@@ -70,7 +70,7 @@ class SqliteLog:
             if max_bytes is not None:
                 page = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
                 self._conn.execute(f"PRAGMA max_page_count={max(1, int(max_bytes) // page)}")
-            row = self._conn.execute("SELECT max(offset) FROM events").fetchone()
+            row = self._conn.execute("SELECT max(last) FROM batches").fetchone()
             trimmed = self._conn.execute(
                 "SELECT value FROM meta WHERE key='trimmed_before'"
             ).fetchone()
@@ -101,22 +101,21 @@ class SqliteLog:
             start = self._next
             if n == 0:
                 return range(start, start)
-            contexts: list[bytes | None] = [None] * n
-            for row, ctx in batch.contexts.items():
-                contexts[row] = orjson.dumps(ctx)
-            rows = zip(
-                range(start, start + n),
-                batch.user_ids,
-                batch.item_ids,
-                batch.types,
-                batch.values,
-                batch.timestamps,
-                contexts,
+            doc = orjson.dumps(
+                {
+                    "u": batch.user_ids,
+                    "i": batch.item_ids,
+                    "t": batch.types,
+                    "v": batch.values,
+                    "ts": batch.timestamps,
+                    "c": {str(r): c for r, c in batch.contexts.items()},
+                },
+                option=orjson.OPT_SERIALIZE_NUMPY,
             )
             conn = self._conn
             try:
                 conn.execute("BEGIN")
-                conn.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?)", rows)
+                conn.execute("INSERT INTO batches VALUES (?, ?, ?)", (start, start + n - 1, doc))
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback(conn)
@@ -128,20 +127,23 @@ class SqliteLog:
 
     def trim(self, before: int) -> int:
         before = min(int(before), self._next)
-        dropped = 0
+        visible = self.info().events
         while True:
             with self._lock:
                 self._check_open()
                 conn = self._conn
                 try:
                     conn.execute("BEGIN")
-                    first = conn.execute("SELECT min(offset) FROM events").fetchone()[0]
-                    upto = before if first is None else min(before, int(first) + _TRIM_CHUNK)
-                    cur = conn.execute("DELETE FROM events WHERE offset < ?", (upto,))
+                    rows = conn.execute(
+                        "SELECT first FROM batches WHERE last < ? ORDER BY first LIMIT ?",
+                        (before, _TRIM_CHUNK),
+                    ).fetchall()
+                    if rows:
+                        conn.execute("DELETE FROM batches WHERE first <= ?", (rows[-1][0],))
                     conn.execute(
                         "INSERT INTO meta VALUES ('trimmed_before', ?) ON CONFLICT(key) "
                         "DO UPDATE SET value = max(value, excluded.value)",
-                        (upto,),
+                        (before,),
                     )
                     conn.execute("COMMIT")
                 except sqlite3.Error as exc:
@@ -149,9 +151,8 @@ class SqliteLog:
                     raise StorageError(
                         f"log: cannot trim {str(self.path)!r}: {_reason(exc)}"
                     ) from None
-                dropped += max(cur.rowcount, 0)
-                if upto >= before:
-                    return dropped
+            if len(rows) < _TRIM_CHUNK:
+                return visible - self.info().events
 
     # ------------------------------------------------------------------ reads
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
@@ -166,21 +167,37 @@ class SqliteLog:
             except sqlite3.Error as exc:
                 raise StorageError(f"log: cannot read {str(self.path)!r}: {_reason(exc)}") from None
 
+    def _trimmed_before(self) -> int:
+        row = self._query("SELECT value FROM meta WHERE key='trimmed_before'")
+        return int(row[0][0]) if row else 0
+
     def read(self, start: int, batch_size: int = 10_000) -> Iterator[tuple[int, EventColumns]]:
-        at = max(int(start), 1)
+        at = max(int(start), 1, self._trimmed_before())
+        parts: list[EventColumns] = []
+        first_out, size = at, 0
         while True:
             rows = self._query(
-                "SELECT offset, user_id, item_id, type, value, timestamp, context FROM events "
-                "WHERE offset >= ? ORDER BY offset LIMIT ?",
-                (at, batch_size),
+                "SELECT first, last, events FROM batches WHERE last >= ? ORDER BY first LIMIT ?",
+                (at, _PAGE),
             )
-            if not rows:
-                return
-            offsets, users, items, types, values, stamps, ctxs = (list(c) for c in zip(*rows))
-            contexts = {n: orjson.loads(c) for n, c in enumerate(ctxs) if c is not None}
-            batch = EventColumns(users, items, types, values, stamps, contexts)
-            yield offsets[0], batch
-            at = offsets[-1] + 1
+            for first, last, doc in rows:
+                cols = _decode(doc)
+                lo = max(at, first) - first
+                while lo < len(cols):  # consecutive offsets: parts join into one chunk
+                    take = min(len(cols) - lo, batch_size - size)
+                    if not parts:
+                        first_out = first + lo
+                    parts.append(slice_columns(cols, lo, lo + take))
+                    size += take
+                    lo += take
+                    if size == batch_size:
+                        yield first_out, concat(parts)
+                        parts, size = [], 0
+                at = last + 1
+            if len(rows) < _PAGE:
+                break
+        if parts:
+            yield first_out, concat(parts)
 
     def last_offset(self) -> int:
         with self._lock:
@@ -188,11 +205,19 @@ class SqliteLog:
             return self._next - 1
 
     def info(self) -> LogInfo:
-        count, first, last = self._query("SELECT count(*), min(offset), max(offset) FROM events")[0]
+        lo, hi, total = self._query(
+            "SELECT min(first), max(last), sum(last - first + 1) FROM batches"
+        )[0]
         oldest = newest = None
-        if count:
-            oldest = self._query("SELECT timestamp FROM events WHERE offset = ?", (first,))[0][0]
-            newest = self._query("SELECT timestamp FROM events WHERE offset = ?", (last,))[0][0]
+        first = 0
+        events = 0
+        if lo is not None:
+            first = max(int(lo), self._trimmed_before())
+            events = int(total) - (first - int(lo))
+            head = _decode(self._query("SELECT events FROM batches WHERE first = ?", (lo,))[0][0])
+            oldest = head.timestamps[first - int(lo)]
+            doc = self._query("SELECT events FROM batches WHERE last = ?", (hi,))[0][0]
+            newest = _decode(doc).timestamps[-1]
         size = sum(
             p.stat().st_size
             for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"))
@@ -200,8 +225,8 @@ class SqliteLog:
         )
         return LogInfo(
             url=self.url,
-            events=int(count),
-            first_offset=int(first or 0),
+            events=events,
+            first_offset=first,
             last_offset=self.last_offset(),
             oldest_timestamp=oldest,
             newest_timestamp=newest,
@@ -219,6 +244,12 @@ class SqliteLog:
                         conn.close()
                     except sqlite3.Error:  # closing: nothing left to protect
                         log.warning("closing %s failed", self.path, exc_info=True)
+
+
+def _decode(doc: bytes) -> EventColumns:
+    d = orjson.loads(doc)
+    contexts = {int(r): c for r, c in d["c"].items()} if d["c"] else {}
+    return EventColumns(d["u"], d["i"], d["t"], d["v"], d["ts"], contexts)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
