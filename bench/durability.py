@@ -259,7 +259,7 @@ def main() -> int:
         rows = []
         for k in range(len(MODES)):
             runs = sorted((rd[k] for rd in rounds), key=lambda x: x["batch_events_per_s"])
-            rows.append(runs[len(runs) // 2])  # the median round (the lower one of two)
+            rows.append(runs[(len(runs) - 1) // 2])  # the median round (the slower of two)
         off = rows[0]["batch_events_per_s"]
         for row in rows:
             row["batch_vs_off"] = round(row["batch_events_per_s"] / off, 3) if off else None
