@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,15 @@ def test_model_path_must_exist_for_the_cli(tmp_path: Path):
     from recloop.cli.main import main
 
     assert main(["serve", "--model", str(tmp_path / "missing"), "--port", "1"]) == 2
+
+
+@pytest.mark.parametrize("threshold, status", [(0, "faiss"), (10_000, "exact")])
+def test_app_uses_the_index_above_the_threshold(make_client, rec, threshold, status):
+    c = make_client(faiss_threshold=threshold, faiss_nprobe=10_000)
+    for _ in range(200):
+        if c.get("/health").json()["retrieval"] != "building":
+            break
+        time.sleep(0.05)
+    assert c.get("/health").json()["retrieval"] == status
+    body = c.get("/recommend", params={"user_id": 3, "k": 10}).json()
+    assert [x["item_id"] for x in body["items"]] == rec.recommend_batch(["3"], 10, exact=True)[0]

@@ -68,7 +68,7 @@ class EventIn(_Strict):
 
     user_id: Id = _id_field("the user")
     item_id: Id = _id_field("the item")
-    type: EventType = Field("click", description="kind of feedback")  # type: ignore[valid-type]
+    type: EventType = Field("click", description="kind of feedback")
     value: float | None = Field(None, description="rating, watch fraction...; default 1.0")
     timestamp: float | str | None = Field(
         None,

@@ -15,8 +15,8 @@ build-time vectors, scores from the live ones. Items added since the build are s
 exactly as extra candidates; when they pass ``rebuild_after`` the index is rebuilt in
 the background and swapped in.
 
-This belongs in the engine's retrieval stage in the long run (DESIGN.md); it lives at
-the serving edge until the engine exposes one.
+``Recommender.recommend`` decides who is personalised and asks the ``Retriever`` for
+those users only; everyone else is scored exactly or gets popularity there.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from recloop.engine import Recommender
-from recloop.engine.recommender import known_history
-from recloop.events import parse_id
+from recloop.engine.userstate import known_history
+
+if TYPE_CHECKING:
+    from recloop.engine.recommender import Recommender
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ USER_VECTOR_METHODS = ("user_states", "user_vectors")
 def _model_parts(model: Any) -> tuple[UserVectors, np.ndarray, np.ndarray | None] | None:
     """``(user_vectors, item_vectors, item_bias)`` when the model looks like a dot-product model.
 
-    Duck-typed until the model interface names these (see the report); ``Retriever``
-    checks on real users that the scores agree before trusting them.
+    Duck-typed: ``Retriever`` checks on real users that the scores agree before trusting
+    them.
     """
     user_vectors = next(
         (f for f in (getattr(model, m, None) for m in USER_VECTOR_METHODS) if callable(f)), None
@@ -162,6 +162,8 @@ Status = Literal["exact", "building", "faiss"]
 class Retriever:
     """faiss candidates + exact re-ranking for a ``Recommender``'s dot-product model.
 
+    The ``Recommender`` owns it (``Recommender.use_retrieval``) and reads its state for it.
+
     Parameters
     ----------
     rec
@@ -196,15 +198,6 @@ class Retriever:
         self._guard = threading.Lock()
         self.disabled_reason = ""
 
-    # ------------------------------------------------------------------ locks
-    def _state_lock(self) -> AbstractContextManager[Any]:
-        lock: AbstractContextManager[Any] = self.rec._lock  # no public accessor yet (see report)
-        return lock
-
-    def _model_lock(self) -> AbstractContextManager[Any]:
-        lock: AbstractContextManager[Any] = getattr(self.rec, "_model_lock", self.rec._lock)
-        return lock
-
     # ------------------------------------------------------------------ building
     @property
     def status(self) -> Status:
@@ -216,7 +209,7 @@ class Retriever:
 
     def wanted(self) -> bool:
         """Whether the catalogue is large enough and the model is a dot-product model."""
-        return self.rec.fitted_ and self.rec.n_items > self.threshold and not self.disabled_reason
+        return self.rec.is_fitted and self.rec.n_items > self.threshold and not self.disabled_reason
 
     def start(self, background: bool = True) -> None:
         """Build (or rebuild) the index if it is wanted and missing or stale; in a daemon
@@ -244,15 +237,8 @@ class Retriever:
         """Build the index now from the model's current item vectors and swap it in."""
         t0 = time.perf_counter()
         rec = self.rec
-        with (
-            self._state_lock()
-        ):  # the engine's order: state lock, then model lock, never the reverse
-            users = np.unique(
-                np.linspace(0, rec.n_users - 1, num=min(4, rec.n_users)).astype(np.int64)
-            )
-            hist = [np.asarray(rec.sequences_[u], np.int64) for u in users]
-            times = [rec._times(int(u)) for u in users] if rec.model_.uses_times else None
-        with self._model_lock():
+        users, hist, times = rec._sample_states(4)
+        with rec._model_lock:
             parts = _model_parts(rec.model_)
             if parts is None:
                 self.disabled_reason = (
@@ -296,34 +282,22 @@ class Retriever:
         return bool(np.allclose(exact, approx, rtol=1e-3, atol=1e-3))
 
     # ------------------------------------------------------------------ serving
-    def recommend(
-        self, user_id: object, k: int, exclude_seen: bool
-    ) -> list[tuple[str, float]] | None:
-        """Top-``k`` ``(item_id, score)`` via the index, or ``None`` to use exact scoring.
-
-        ``None`` when no index is ready, for users the model cannot personalise (they get
-        the engine's popularity ranking) and when filtering leaves fewer than ``k``.
-        """
+    def top(
+        self,
+        uidx: int,
+        hist: np.ndarray,
+        times: np.ndarray | None,
+        seen: np.ndarray,
+        k: int,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Top-``k`` ``(item indices, scores)`` of a personalised user via the index, best
+        first, without the items in ``seen``; ``None`` when no index is ready or filtering
+        leaves fewer than ``k`` (the caller then scores every item)."""
         index = self.index
         if index is None:
             return None
         rec = self.rec
-        uid = parse_id(user_id, "user_id")
-        with self._state_lock():
-            uidx = rec.users_.get(uid)
-            if uidx < 0:
-                return None
-            hist = np.asarray(rec.sequences_[uidx], np.int64)
-            times = rec._times(uidx) if rec.model_.uses_times else None
-            seen_set = rec.seen_[uidx]
-            seen = (
-                np.fromiter(seen_set, np.int64, len(seen_set))
-                if exclude_seen
-                else np.zeros(0, np.int64)
-            )
-        if rec.model_.uses_history and not len(hist):
-            return None
-        with self._model_lock():
+        with rec._model_lock:
             parts = _model_parts(rec.model_)
             if parts is None:
                 return None
@@ -331,8 +305,7 @@ class Retriever:
             n_model = len(items)
             (hist,), extra = known_history([hist], None if times is None else [times], n_model)
             u = _numpy(user_vectors(np.asarray([uidx], np.int64), [hist], **extra))[0]
-            want = k + len(seen) + max(k, 32)
-            cand = index.search(u, want)
+            cand = index.search(u, k + len(seen) + max(k, 32))
             fresh = n_model - index.n_items
             if fresh > 0:
                 cand = np.concatenate([cand, np.arange(index.n_items, n_model, dtype=cand.dtype)])
@@ -346,8 +319,7 @@ class Retriever:
         if len(cand) < k and len(cand) < n_model - len(seen):
             return None
         order = np.argsort(-scores, kind="stable")[:k]
-        ids = rec.items_.ids(cand[order].tolist())
-        return [(i, float(s)) for i, s in zip(ids, scores[order])]
+        return cand[order].astype(np.int64), scores[order].astype(np.float32)
 
     def _limit(self, index: RetrievalIndex) -> int:
         return (
