@@ -227,3 +227,16 @@ def test_app_uses_the_index_above_the_threshold(make_client, rec, threshold, sta
     assert c.get("/health").json()["retrieval"] == status
     body = c.get("/recommend", params={"user_id": 3, "k": 10}).json()
     assert [x["item_id"] for x in body["items"]] == rec.recommend_batch(["3"], 10, exact=True)[0]
+
+
+def test_max_users_bounds_the_state_and_health_and_metrics_report_it(make_client):
+    c = make_client(max_users=50)
+    events = [{"user_id": f"n{u}", "item_id": u % 80} for u in range(200)]
+    assert c.post("/events", json={"events": events}).status_code == 200
+    health = c.get("/health").json()
+    assert health["users_resident"] == health["n_users"] <= 50
+    assert health["users_evicted"] >= 150 and health["state_bytes"] > 0
+    metrics = c.get("/metrics").text
+    for name in ("recloop_users_resident", "recloop_users_evicted", "recloop_state_bytes"):
+        assert name in metrics
+    assert f"recloop_users_resident {float(health['users_resident'])}" in metrics

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from recloop.data.vocab import Vocab
+from recloop.engine.userids import UserIds
 from recloop.errors import InvalidInputError
 from recloop.events import Event, FeedbackMapping
 from recloop.models import TrainData
@@ -36,7 +37,7 @@ class FitData:
     """
 
     train: TrainData
-    users: Vocab
+    users: UserIds
     items: Vocab
     sequences: list[np.ndarray]
     times: list[np.ndarray]
@@ -88,7 +89,7 @@ def build_fit_data(inter: pd.DataFrame, feedback: FeedbackMapping, validation: b
         raise InvalidInputError(
             "type", f"unknown event types {sorted(unknown)}; allowed: {', '.join(feedback.types)}"
         )
-    users, items = Vocab(), Vocab()
+    users, items = UserIds(), Vocab()
     u = users.add_many(inter["user_id"].to_numpy())
     i = items.add_many(inter["item_id"].to_numpy())
     values = inter["value"].to_numpy(dtype=np.float64)

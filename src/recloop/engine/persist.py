@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from recloop.data.vocab import Vocab
+from recloop.engine.userids import UserIds
 from recloop.errors import InvalidInputError
 from recloop.events import FeedbackMapping
 from recloop.online import OnlineConfig
@@ -24,7 +25,7 @@ from recloop.online import OnlineConfig
 if TYPE_CHECKING:
     from recloop.engine.recommender import Recommender
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _STATE_KEYS = ("seq_len", "seq_flat", "seq_time", "seen_len", "seen_flat")
 
 
@@ -63,6 +64,7 @@ def snapshot_of(rec: Recommender) -> tuple[dict[str, Any], dict[str, Any]]:
         "online": rec.online_config.__dict__,
         "events_applied": rec.events_applied_,
         "model_version": rec.model_version_,
+        "fit_users": rec.users_.reuse_from,
         "fit_report": jsonable(rec.fit_report_),
         "feedback": {t: [sig.label, sig.weight] for t, sig in rec.feedback.signals.items()},
         "recent_counts": rec.recent_.state(),
@@ -72,7 +74,7 @@ def snapshot_of(rec: Recommender) -> tuple[dict[str, Any], dict[str, Any]]:
         "model": to_torch(rec.model_.get_state()),
         "users": rec.users_.to_list(),
         "items": rec.items_.to_list(),
-        **{k: torch.from_numpy(v) for k, v in rec.user_state_.to_flat().items()},
+        **{k: torch.from_numpy(rec.user_state_.to_flat()[k]) for k in _STATE_KEYS},
         "item_counts": torch.from_numpy(rec.item_counts_[:n_items].copy()),
         "recent_counts": torch.from_numpy(rec.recent_.values[:n_items].copy()),
     }
@@ -114,7 +116,7 @@ def user_arrays(state: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def restore_counters(rec: Recommender, meta: dict[str, Any], state: dict[str, Any]) -> None:
     """Vocabularies, popularity and counters of a snapshot into ``rec``."""
-    rec.users_ = Vocab.from_list(state["users"])
+    rec.users_ = UserIds.from_list(state["users"], int(meta["fit_users"]))
     rec.items_ = Vocab.from_list(state["items"])
     rec.item_counts_ = state["item_counts"].numpy().astype(np.float64)
     recent = meta["recent_counts"]

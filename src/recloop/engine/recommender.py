@@ -10,7 +10,7 @@ items by ``similar``; scoring is the model's and parameter updates the
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,14 +22,15 @@ from recloop.data.dataset import as_interactions
 from recloop.data.vocab import Vocab
 from recloop.engine import persist
 from recloop.engine.fitdata import RESERVOIR_HISTORY, build_fit_data
-from recloop.engine.ingest import Events, apply_columns, parse_events
+from recloop.engine.ingest import Events, apply_columns, parse_events, restore_columns
 from recloop.engine.recent import RecentCounts
 from recloop.engine.retrieval import Retriever
 from recloop.engine.scoring import click_proba, percentile_of, personalised, score_rows, top_rows
 from recloop.engine.similar import SimilarItems
-from recloop.engine.userstate import UserState, known_history
+from recloop.engine.userids import UserIds
+from recloop.engine.userstate import FREE, UserState, known_history
 from recloop.engine.views import LearnerStatus, Rows, UserView
-from recloop.errors import InvalidInputError, NotFittedError
+from recloop.errors import ConfigError, InvalidInputError, NotFittedError
 from recloop.events import DEFAULT_MAPPING, FeedbackMapping, parse_id, parse_value
 from recloop.models import FitOptions, RecModel, create
 from recloop.online import OnlineConfig, OnlineLearner
@@ -80,6 +81,7 @@ class Recommender:
         online: OnlineConfig | None = None,
         feedback: FeedbackMapping | None = None,
         popularity_half_life: int = 5000,
+        max_users: int | None = None,
         **hyperparameters: Any,
     ) -> None:
         self.model_name = model
@@ -89,9 +91,14 @@ class Recommender:
         self.online_config = online or OnlineConfig(seed=seed)
         self.feedback = feedback or DEFAULT_MAPPING
         self.model_: RecModel = create(model, seed=seed, **hyperparameters)  # checks the name
-        self.users_ = Vocab()
+        self.users_ = UserIds()
         self.items_ = Vocab()
         self.user_state_ = UserState()
+        self.max_users: int | None = None
+        #: called with the ids of users whose state is evicted (under the state lock: keep
+        #: it quick; a durable log can later hand their events to ``restore_user``)
+        self.on_evict: Callable[[list[str]], None] | None = None
+        self.users_evicted_ = 0
         self.item_counts_ = np.zeros(0, np.float64)
         self.recent_ = RecentCounts(popularity_half_life)  # for users the model cannot personalise
         self.items_meta_: pd.DataFrame | None = None
@@ -104,6 +111,7 @@ class Recommender:
         self._learner: OnlineLearner | None = None
         self._retriever: Retriever | None = None
         self._similar = SimilarItems(self)
+        self.limit_users(max_users)
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -144,6 +152,7 @@ class Recommender:
             with self._model_lock:
                 self.model_, self.fit_report_ = model, report
             self.users_, self.items_ = data.users, data.items
+            self.users_.reuse_from = n_users
             self.user_state_ = UserState()
             self.user_state_.reset(data.sequences, data.times, data.seen)
             self.item_counts_ = np.bincount(data.positive_items, minlength=n_items).astype(
@@ -193,7 +202,7 @@ class Recommender:
         seen items, the item count, and the histories' timestamps when the model reads them."""
         st = self.user_state_
         hist = [st.history(x) for x in uidxs]
-        seen = [st.seen(x) for x in uidxs]
+        seen = [st.seen_unsorted(x) for x in uidxs]
         times = [st.times(x) for x in uidxs] if self.model_.uses_times else None
         return hist, seen, len(self.items_), times
 
@@ -406,6 +415,8 @@ class Recommender:
         with self._lock:
             apply_columns(self, cols)
             self.events_applied_ += len(cols)
+            if self.max_users is not None:
+                self._evict()
             if self._learner is not None:
                 self._learner.added()
         return len(cols)
@@ -479,7 +490,8 @@ class Recommender:
     # ------------------------------------------------------------------ introspection
     @property
     def n_users(self) -> int:
-        return len(self.users_)
+        """Users whose state the engine holds now."""
+        return self.users_.n_resident
 
     @property
     def n_items(self) -> int:
@@ -548,6 +560,76 @@ class Recommender:
         """Latency of the recent online parameter steps (ms), oldest first."""
         return self.learner_status().step_ms
 
+    # ------------------------------------------------------------------ memory
+    def limit_users(self, max_users: int | None) -> None:
+        """Hold at most ``max_users`` users' state (None: no bound).
+
+        Past the bound, ``update`` evicts the least recently active users: their history,
+        timestamps and seen items are dropped, their id forgotten, ``on_evict`` called with
+        their ids, and the model forgets what it learned for their rows
+        (``RecModel.forget_users``). An evicted user who comes back starts as a new user,
+        unless their events are handed to ``restore_user`` first.
+        """
+        if max_users is not None and (
+            isinstance(max_users, bool) or not isinstance(max_users, int) or max_users < 1
+        ):
+            raise ConfigError(f"max_users must be a positive integer or None, got {max_users!r}")
+        with self._lock:
+            self.max_users = max_users
+            if self.fitted_:
+                self._evict()
+
+    def _evict(self) -> None:
+        """Evict the least recently active users past ``max_users`` (caller holds ``_lock``).
+
+        A few more than the excess go at once (1/64 of the bound), so eviction runs once per
+        many new users rather than once per user.
+        """
+        bound = self.max_users
+        excess = 0 if bound is None else self.users_.n_resident - bound
+        if excess <= 0 or bound is None:
+            return
+        rows = self.user_state_.least_active(0, min(excess + bound // 64, self.users_.n_resident))
+        if not len(rows):
+            return
+        ids = self.users_.remove(rows)
+        self.user_state_.clear(rows)
+        self.users_evicted_ += len(ids)
+        with self._model_lock:
+            self.model_.forget_users(rows[rows < self.model_.n_users_])
+        if self.on_evict is not None:
+            self.on_evict(ids)
+
+    def restore_user(self, user_id: object, events: Events) -> int:
+        """Rebuild ``user_id``'s state from their past events (an evicted user's, read back
+        from a durable log): their history, timestamps and seen items become exactly these
+        events', in order. Nothing is learned, counted or queued: these events were applied
+        once already. Returns the number of events."""
+        self._check_fitted()
+        uid = parse_id(user_id, "user_id")
+        cols = parse_events(events, self.feedback.types)
+        wrong = next((x for x in cols.user_ids if x != uid), None)
+        if wrong is not None:
+            raise InvalidInputError("events", f"are all {uid!r}'s to restore, got one of {wrong!r}")
+        with self._lock:
+            restore_columns(self, uid, cols)
+            self._evict()
+        return len(cols)
+
+    def memory_status(self) -> dict[str, int]:
+        """``users_resident``, ``users_evicted`` (since the fit or load), ``user_rows`` (the
+        rows tables are sized to) and ``state_bytes``: the engine's per-user and per-item
+        arrays (not the id dictionaries, nor the model's tables)."""
+        with self._lock:
+            return {
+                "users_resident": self.users_.n_resident,
+                "users_evicted": self.users_evicted_,
+                "user_rows": len(self.users_),
+                "state_bytes": self.user_state_.nbytes()
+                + self.item_counts_.nbytes
+                + self.recent_.values.nbytes,
+            }
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write a snapshot folder (``meta.json`` + ``state.pt``), atomically replacing ``path``."""
@@ -560,14 +642,17 @@ class Recommender:
         return persist.write_snapshot(Path(path), meta, state, self.items_meta_)
 
     @classmethod
-    def load(cls, path: str | Path) -> Recommender:
-        """Load a snapshot written by ``save`` (tensors only: safe ``weights_only`` loading)."""
+    def load(cls, path: str | Path, *, max_users: int | None = None) -> Recommender:
+        """Load a snapshot written by ``save`` (tensors only: safe ``weights_only`` loading),
+        holding at most ``max_users`` users' state from now on (``limit_users``)."""
         meta, state, items_meta = persist.read_snapshot(Path(path))
         settings = persist.settings_of(meta)
-        rec = cls(settings.pop("model"), **settings)
+        rec = cls(settings.pop("model"), max_users=max_users, **settings)
         rec.model_.set_state(state["model"])
         persist.restore_counters(rec, meta, state)
         rec.user_state_ = UserState.from_flat(persist.user_arrays(state))
+        free = [u for u, key in enumerate(state["users"]) if key == ""]
+        rec.user_state_.last_active[free] = FREE
         rec.items_meta_ = items_meta
         rec.model_.grow(len(rec.users_), len(rec.items_))
         rec.fitted_ = True

@@ -115,6 +115,10 @@ class HealthResponse(BaseModel):
     n_users: int
     n_items: int
     retrieval: Literal["exact", "faiss", "building"]
+    users_resident: int = Field(description="users whose state the engine holds")
+    users_evicted: int = Field(description="users evicted past max_users since the load")
+    user_rows: int = Field(description="rows the user tables are sized to")
+    state_bytes: int = Field(description="bytes of the engine's per-user and per-item arrays")
 
 
 class AdminResponse(BaseModel):

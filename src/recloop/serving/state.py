@@ -57,6 +57,7 @@ class ServingState:
         if rec is not None:
             s = self.settings
             rec.use_retrieval(s.faiss_threshold, nprobe=s.faiss_nprobe, threads=s.threads)
+            rec.limit_users(s.max_users or None)
         self.rec = rec
         if start_index:
             self.start_index()
@@ -82,6 +83,7 @@ class ServingState:
             "users": rec.n_users,
             "items": rec.n_items,
             "retrieval_index_items": rec.retrieval_info()["items"],
+            **rec.memory_status(),
             "update_latency_ms": rec.learner_status().step_ms,
         }
 

@@ -35,6 +35,7 @@ def router(state: ServingState) -> APIRouter:
                 "n_users": rec.n_users,
                 "n_items": rec.n_items,
                 "retrieval": state.retrieval_status(),
+                **rec.memory_status(),
             }
         )
 
