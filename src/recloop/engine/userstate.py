@@ -361,7 +361,8 @@ def _ranks(lengths: np.ndarray) -> np.ndarray:
     """``0 .. lengths[g]-1`` for each group ``g``, concatenated."""
     total = int(lengths.sum())
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    return np.arange(total) - np.repeat(starts, lengths)
+    out: np.ndarray = np.arange(total) - np.repeat(starts, lengths)
+    return out
 
 
 def known_history(

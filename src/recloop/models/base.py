@@ -221,6 +221,7 @@ class RecModel(abc.ABC):
         """Reset what the model learned for these user rows: the engine evicted their users,
         and a row may go to a new user. Default: nothing (a model that keeps no per-user
         parameters, or one whose rows a new user may inherit)."""
+        return
 
     # --- persistence ------------------------------------------------------------
     @abc.abstractmethod
