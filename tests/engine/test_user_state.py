@@ -74,14 +74,14 @@ def test_state_matches_lists_and_sets(start, batches):
         assert back.seen(u).tolist() == sorted(ref_seen[u])
 
 
-def test_an_evicted_users_queued_history_reads_empty():
+def test_a_queued_history_survives_eviction_and_the_rows_next_user():
     state = UserState()
     state.ensure(2)
     refs, ends = state.append([0, 0], [5, 6], [True, True], [1.0, 2.0], True)
-    assert refs[1][: ends[1]].tolist() == [5]
+    assert refs[0] is refs[1]  # one copy per user and call, not per event
     state.clear(np.array([0]))
     state.append([0], [9], [True], [3.0], False)  # the row's next user
-    assert refs[1][: ends[1]].tolist() == [] and len(refs[1]) == 0
+    assert refs[1][: ends[1]].tolist() == [5] and refs[0][: ends[0]].tolist() == []
 
 
 def test_user_ids_reuse_rows_from_the_floor_only():

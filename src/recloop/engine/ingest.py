@@ -95,7 +95,7 @@ def apply_columns(rec: Recommender, cols: EventColumns) -> None:
     uidx = [uadd(x) for x in cols.user_ids]
     iidx = [iadd(x) for x in cols.item_ids]
     rec.user_state_.ensure(len(rec.users_))
-    _grow_counts(rec)
+    grow_counts(rec)
     learner = rec._learner
     learning = learner is not None and learner.config.enabled
     # each event's history is its user's sequence before it, read at step time
@@ -112,21 +112,10 @@ def apply_columns(rec: Recommender, cols: EventColumns) -> None:
         learner.add_many(uidx, iidx, labels, weights, hist, ends)
 
 
-def _grow_counts(rec: Recommender) -> None:
+def grow_counts(rec: Recommender) -> None:
+    """Make room in the item counts for every item in the vocabulary."""
     n_items = len(rec.items_)
     if n_items > len(rec.item_counts_):  # geometric growth: items a few at a time stay linear
         grown = np.zeros(max(2 * len(rec.item_counts_), n_items, 64))
         grown[: len(rec.item_counts_)] = rec.item_counts_
         rec.item_counts_ = grown
-
-
-def restore_columns(rec: Recommender, user_id: str, cols: EventColumns) -> None:
-    """Make ``cols`` (events of ``user_id`` only) the user's whole state (the caller holds
-    ``rec``'s state lock): no popularity, counters or learner."""
-    _, _, positive = signals(cols, rec.feedback)
-    u = rec.users_.add(user_id)
-    iidx = [rec.items_.add(x) for x in cols.item_ids]
-    rec.user_state_.ensure(len(rec.users_))
-    _grow_counts(rec)
-    rec.user_state_.clear(np.array([u], np.int64))
-    rec.user_state_.append([u] * len(iidx), iidx, positive, cols.timestamps, False)

@@ -18,6 +18,7 @@ import torch
 
 from recloop.data.vocab import Vocab
 from recloop.engine.userids import UserIds
+from recloop.engine.userstate import FREE, UserState
 from recloop.errors import InvalidInputError
 from recloop.events import FeedbackMapping
 from recloop.online import OnlineConfig
@@ -112,6 +113,20 @@ def settings_of(meta: dict[str, Any]) -> dict[str, Any]:
 def user_arrays(state: dict[str, Any]) -> dict[str, np.ndarray]:
     """The users' state arrays of a snapshot's ``state``."""
     return {k: state[k].numpy() for k in _STATE_KEYS}
+
+
+def restore(
+    rec: Recommender, meta: dict[str, Any], state: dict[str, Any], items: pd.DataFrame | None
+) -> None:
+    """A snapshot's model, users' state, vocabularies and counters into ``rec`` (built with
+    the snapshot's settings)."""
+    rec.model_.set_state(state["model"])
+    restore_counters(rec, meta, state)
+    rec.user_state_ = UserState.from_flat(user_arrays(state))
+    free = [u for u, key in enumerate(state["users"]) if key == ""]
+    rec.user_state_.last_active[free] = FREE  # never the least recently active
+    rec.items_meta_ = items
+    rec.model_.grow(len(rec.users_), len(rec.items_))
 
 
 def restore_counters(rec: Recommender, meta: dict[str, Any], state: dict[str, Any]) -> None:

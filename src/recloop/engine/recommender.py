@@ -21,14 +21,15 @@ import torch
 from recloop.data.dataset import as_interactions
 from recloop.data.vocab import Vocab
 from recloop.engine import persist
+from recloop.engine.eviction import evict_least_active, restore_columns
 from recloop.engine.fitdata import RESERVOIR_HISTORY, build_fit_data
-from recloop.engine.ingest import Events, apply_columns, parse_events, restore_columns
+from recloop.engine.ingest import Events, apply_columns, parse_events
 from recloop.engine.recent import RecentCounts
 from recloop.engine.retrieval import Retriever
 from recloop.engine.scoring import click_proba, percentile_of, personalised, score_rows, top_rows
 from recloop.engine.similar import SimilarItems
 from recloop.engine.userids import UserIds
-from recloop.engine.userstate import FREE, UserState, known_history
+from recloop.engine.userstate import UserState
 from recloop.engine.views import LearnerStatus, Rows, UserView
 from recloop.errors import ConfigError, InvalidInputError, NotFittedError
 from recloop.events import DEFAULT_MAPPING, FeedbackMapping, parse_id, parse_value
@@ -206,25 +207,6 @@ class Recommender:
         times = [st.times(x) for x in uidxs] if self.model_.uses_times else None
         return hist, seen, len(self.items_), times
 
-    def _sample_states(
-        self, n: int
-    ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray] | None]:
-        """Up to ``n`` users spread over the table with their histories (and timestamps when
-        the model reads them): what a consistency check scores."""
-        with self._lock:
-            users = np.unique(
-                np.linspace(0, self.n_users - 1, num=min(n, self.n_users)).astype(np.int64)
-            )
-            hist, _, _, times = self._gather(users.tolist())
-        return users, hist, times
-
-    def _all_seen(self) -> tuple[list[np.ndarray], int]:
-        """Every user's seen items (index ``u``: user ``u``) and the item count, one
-        consistent copy."""
-        with self._lock:
-            st = self.user_state_
-            return [st.seen(u) for u in range(len(st))], len(self.items_)
-
     # ------------------------------------------------------------------ scoring
     def _personalised(self, arr: np.ndarray, hist: list[np.ndarray]) -> np.ndarray:
         return personalised(self.model_, arr, hist)
@@ -298,33 +280,8 @@ class Recommender:
             scores = self._scores(uidxs, hist, n_items, times)
             tops = self._top_rows(scores, seen, k, exclude_seen)
             return [self._pairs(top, scores[r, top]) for r, top in enumerate(tops)]
-        arr = np.asarray(uidxs, np.int64)
-        with self._model_lock:
-            warm = self._personalised(arr, known_history(hist, None, self.model_.n_items_)[0])
-        out: list[list[tuple[str, float]] | None] = [None] * len(uidxs)
-        for r in np.flatnonzero(warm).tolist():
-            found = retriever.top(
-                uidxs[r],
-                hist[r],
-                None if times is None else times[r],
-                seen[r] if exclude_seen else seen[r][:0],
-                k,
-            )
-            if found is not None:
-                out[r] = self._pairs(found[0].tolist(), found[1])
-        rest = [r for r, row in enumerate(out) if row is None]
-        if rest:
-            scores = self._scores(
-                [uidxs[r] for r in rest],
-                [hist[r] for r in rest],
-                n_items,
-                None if times is None else [times[r] for r in rest],
-                warm[rest],
-            )
-            tops = self._top_rows(scores, [seen[r] for r in rest], k, exclude_seen)
-            for n, r in enumerate(rest):
-                out[r] = self._pairs(tops[n], scores[n, tops[n]])
-        return [row or [] for row in out]
+        rows = retriever.recommend_rows(uidxs, hist, seen, times, n_items, k, exclude_seen)
+        return [self._pairs(top, scores) for top, scores in rows]
 
     def _pairs(self, top: list[int], scores: np.ndarray) -> list[tuple[str, float]]:
         return [(i, float(s)) for i, s in zip(self.items_.ids(top), scores.tolist())]
@@ -467,16 +424,10 @@ class Recommender:
     def retrieval_info(self) -> dict[str, Any]:
         """The retrieval index's figures: ``status``, ``items`` (0 without an index),
         ``nlist``, ``nprobe``, ``build_seconds`` and ``disabled_reason``."""
-        r = self._retriever
-        index = r.index if r is not None else None
-        return {
-            "status": self.retrieval_status,
-            "items": index.n_items if index is not None else 0,
-            "nlist": index.nlist if index is not None else None,
-            "nprobe": index.nprobe if index is not None else None,
-            "build_seconds": r.build_seconds if r is not None else 0.0,
-            "disabled_reason": r.disabled_reason if r is not None else "",
-        }
+        if self._retriever is None:
+            return {"status": "exact", "items": 0, "nlist": None, "nprobe": None,
+                    "build_seconds": 0.0, "disabled_reason": ""}  # fmt: skip
+        return self._retriever.info()
 
     def similar_items(
         self, item_id: object, k: int = 10
@@ -580,25 +531,7 @@ class Recommender:
                 self._evict()
 
     def _evict(self) -> None:
-        """Evict the least recently active users past ``max_users`` (caller holds ``_lock``).
-
-        A few more than the excess go at once (1/64 of the bound), so eviction runs once per
-        many new users rather than once per user.
-        """
-        bound = self.max_users
-        excess = 0 if bound is None else self.users_.n_resident - bound
-        if excess <= 0 or bound is None:
-            return
-        rows = self.user_state_.least_active(0, min(excess + bound // 64, self.users_.n_resident))
-        if not len(rows):
-            return
-        ids = self.users_.remove(rows)
-        self.user_state_.clear(rows)
-        self.users_evicted_ += len(ids)
-        with self._model_lock:
-            self.model_.forget_users(rows[rows < self.model_.n_users_])
-        if self.on_evict is not None:
-            self.on_evict(ids)
+        evict_least_active(self)
 
     def restore_user(self, user_id: object, events: Events) -> int:
         """Rebuild ``user_id``'s state from their past events (an evicted user's, read back
@@ -648,13 +581,7 @@ class Recommender:
         meta, state, items_meta = persist.read_snapshot(Path(path))
         settings = persist.settings_of(meta)
         rec = cls(settings.pop("model"), max_users=max_users, **settings)
-        rec.model_.set_state(state["model"])
-        persist.restore_counters(rec, meta, state)
-        rec.user_state_ = UserState.from_flat(persist.user_arrays(state))
-        free = [u for u, key in enumerate(state["users"]) if key == ""]
-        rec.user_state_.last_active[free] = FREE
-        rec.items_meta_ = items_meta
-        rec.model_.grow(len(rec.users_), len(rec.items_))
+        persist.restore(rec, meta, state, items_meta)
         rec.fitted_ = True
         rec._learner = rec._make_learner()
         return rec

@@ -237,7 +237,7 @@ class Retriever:
         """Build the index now from the model's current item vectors and swap it in."""
         t0 = time.perf_counter()
         rec = self.rec
-        users, hist, times = rec._sample_states(4)
+        users, hist, times = _sample_states(rec, 4)
         with rec._model_lock:
             parts = _model_parts(rec.model_)
             if parts is None:
@@ -281,7 +281,57 @@ class Retriever:
         )
         return bool(np.allclose(exact, approx, rtol=1e-3, atol=1e-3))
 
+    def info(self) -> dict[str, Any]:
+        """``status``, ``items`` (0 without an index), ``nlist``, ``nprobe``,
+        ``build_seconds`` and ``disabled_reason``."""
+        index = self.index
+        return {
+            "status": self.status,
+            "items": index.n_items if index is not None else 0,
+            "nlist": index.nlist if index is not None else None,
+            "nprobe": index.nprobe if index is not None else None,
+            "build_seconds": self.build_seconds,
+            "disabled_reason": self.disabled_reason,
+        }
+
     # ------------------------------------------------------------------ serving
+    def recommend_rows(
+        self,
+        uidxs: list[int],
+        hist: list[np.ndarray],
+        seen: list[np.ndarray],
+        times: list[np.ndarray] | None,
+        n_items: int,
+        k: int,
+        exclude_seen: bool,
+    ) -> list[tuple[list[int], np.ndarray]]:
+        """Top-``k`` ``(item indices, scores)`` per user: the users the model personalises
+        from the index, the others (and any the index cannot fill) through the engine's
+        exact scoring, which gives users it cannot personalise recent popularity."""
+        rec = self.rec
+        arr = np.asarray(uidxs, np.int64)
+        with rec._model_lock:
+            warm = rec._personalised(arr, known_history(hist, None, rec.model_.n_items_)[0])
+        out: list[tuple[list[int], np.ndarray] | None] = [None] * len(uidxs)
+        for r in np.flatnonzero(warm).tolist():
+            ex = seen[r] if exclude_seen else seen[r][:0]
+            found = self.top(uidxs[r], hist[r], None if times is None else times[r], ex, k)
+            if found is not None:
+                out[r] = (found[0].tolist(), found[1])
+        rest = [r for r, row in enumerate(out) if row is None]
+        if rest:
+            scores = rec._scores(
+                [uidxs[r] for r in rest],
+                [hist[r] for r in rest],
+                n_items,
+                None if times is None else [times[r] for r in rest],
+                warm[rest],
+            )
+            tops = rec._top_rows(scores, [seen[r] for r in rest], k, exclude_seen)
+            for n, r in enumerate(rest):
+                out[r] = (tops[n], scores[n, tops[n]])
+        return [row if row is not None else ([], np.zeros(0, np.float32)) for row in out]
+
     def top(
         self,
         uidx: int,
@@ -340,3 +390,15 @@ class Retriever:
         index = self.index
         if index is not None and fresh >= self._limit(index):
             self.start(background=True)
+
+
+def _sample_states(
+    rec: Recommender, n: int
+) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray] | None]:
+    """Up to ``n`` user rows spread over the table with their histories (and timestamps when
+    the model reads them): what the consistency check scores."""
+    with rec._lock:
+        rows = len(rec.users_)
+        users = np.unique(np.linspace(0, rows - 1, num=min(n, rows)).astype(np.int64))
+        hist, _, _, times = rec._gather(users.tolist())
+    return users, hist, times

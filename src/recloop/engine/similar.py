@@ -96,7 +96,10 @@ class SimilarItems:
                 or self._user_items is None
                 or not self._fresh(key, rec.n_items)
             ):
-                user_items, n_items = rec._all_seen()
+                with rec._lock:  # one consistent copy of every user's seen items
+                    st = rec.user_state_
+                    user_items = [st.seen(u) for u in range(len(st))]
+                    n_items = rec.n_items
                 lengths = np.array([len(s) for s in user_items], np.int64)
                 flat_items = np.concatenate(user_items) if user_items else np.zeros(0, np.int64)
                 flat_users = np.repeat(np.arange(len(user_items)), lengths)

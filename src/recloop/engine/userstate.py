@@ -10,20 +10,16 @@ Layout (no Python object per user):
 - **seen items** are the sequence's items plus, for the rare user with non-positive
   events (a skip), a sorted ``int32`` array of the other items (``extra``): nothing more
   per positive event.
-- ``last_active[u]`` (a counter bumped by every ``append``) orders users for eviction,
-  and ``generation[u]`` changes when a user's row is given to someone else.
+- ``last_active[u]`` (a counter bumped by every ``append``) orders users for eviction.
 
-The online learner keeps, per queued event, a ``SeqRef`` to the user's sequence and the
-sequence's length at the event (``models.base.Prefixes``): the sequence only grows at its
-end, so what it reads later is what the user had then. A ``SeqRef`` of an evicted user
-reads as empty. Moves and compaction happen under the engine's state lock and the arena's
-own lock; a ``SeqRef`` read takes the arena lock only (the learner holds the model lock,
-never the state lock).
+The online learner keeps, per queued event, a user's sequence and the sequence's length at
+the event (``models.base.Prefixes``). ``append`` hands it one copy of each touched user's
+sequence per call (not one per event): chunks move and rows change hands, a copy does not,
+and reading it at step time costs a plain slice.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,43 +31,20 @@ _MIN_ARENA = 1024
 FREE = np.iinfo(np.int64).max
 
 
-def _grown(a: np.ndarray, size: int, fill: float = 0) -> np.ndarray:
-    """``a`` with room for ``size`` entries (geometric growth; new entries ``fill``)."""
+def _grown(a: np.ndarray, size: int) -> np.ndarray:
+    """``a`` with room for ``size`` entries (geometric growth; new entries 0). The room is
+    ``np.zeros``: pages the process has not written yet take no memory."""
     if size <= len(a):
         return a
-    out = np.full(max(size, len(a) + len(a) // 2, 64), fill, a.dtype)
+    out = np.zeros(max(size, len(a) + len(a) // 2, 64), a.dtype)
     out[: len(a)] = a
     return out
-
-
-class SeqRef:
-    """A user's sequence as the learner reads it later: ``ref[a:b]`` (int64), ``len(ref)``."""
-
-    __slots__ = ("_gen", "_state", "_u")
-
-    def __init__(self, state: UserState, u: int) -> None:
-        self._state, self._u, self._gen = state, u, int(state.generation[u])
-
-    def __len__(self) -> int:
-        st = self._state
-        with st.arena_lock:
-            return int(st.length[self._u]) if st.generation[self._u] == self._gen else 0
-
-    def __getitem__(self, key: slice) -> np.ndarray:
-        st = self._state
-        with st.arena_lock:
-            if st.generation[self._u] != self._gen:
-                return _EMPTY_I
-            s, n = int(st.start[self._u]), int(st.length[self._u])
-            a, b, _ = key.indices(n)
-            return st.items[s + a : s + max(a, b)].astype(np.int64)
 
 
 class UserState:
     """Sequences, timestamps and seen items of users ``0 .. len-1`` (rows may be free)."""
 
     def __init__(self) -> None:
-        self.arena_lock = threading.Lock()
         self.items = np.zeros(_MIN_ARENA, np.int32)
         self.stamps = np.zeros(_MIN_ARENA, np.float64)
         self.top = 0  # arena entries in use, live or not
@@ -80,7 +53,6 @@ class UserState:
         self.length = np.zeros(0, np.int32)
         self.cap = np.zeros(0, np.int32)
         self.last_active = np.zeros(0, np.int64)
-        self.generation = np.zeros(0, np.int32)
         self.extra: dict[int, np.ndarray] = {}  # user -> seen items outside the sequence
         self.n = 0
         self.clock = 0
@@ -93,18 +65,16 @@ class UserState:
         """Give users up to ``n_users - 1`` an (empty) row."""
         if n_users <= self.n:
             return
-        with self.arena_lock:
-            self.start = _grown(self.start, n_users)
-            self.length = _grown(self.length, n_users)
-            self.cap = _grown(self.cap, n_users)
-            self.last_active = _grown(self.last_active, n_users)
-            self.generation = _grown(self.generation, n_users)
-            self.n = n_users
+        self.start = _grown(self.start, n_users)
+        self.length = _grown(self.length, n_users)
+        self.cap = _grown(self.cap, n_users)
+        self.last_active = _grown(self.last_active, n_users)
+        self.n = n_users
 
     def nbytes(self) -> int:
         """Bytes held by the arrays (their capacity) and the extra seen items."""
         arrays = (self.items, self.stamps, self.start, self.length, self.cap)
-        per = sum(a.nbytes for a in arrays) + self.last_active.nbytes + self.generation.nbytes
+        per = sum(a.nbytes for a in arrays) + self.last_active.nbytes
         return per + sum(a.nbytes + 100 for a in self.extra.values())
 
     # ------------------------------------------------------------------ reading
@@ -179,18 +149,16 @@ class UserState:
     def _load(self, lengths: np.ndarray, flat: np.ndarray, stamps: np.ndarray) -> None:
         n = len(lengths)
         size = max(_MIN_ARENA, int(len(flat) * 1.25))
-        with self.arena_lock:
-            self.items = np.zeros(size, np.int32)
-            self.stamps = np.zeros(size, np.float64)
-            self.items[: len(flat)] = flat
-            self.stamps[: len(flat)] = stamps
-            self.top = self.live = len(flat)
-            self.start = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-            self.length = lengths.astype(np.int32)
-            self.cap = lengths.astype(np.int32)
-            self.last_active = np.zeros(n, np.int64)
-            self.generation = np.zeros(n, np.int32)
-            self.n = n
+        self.items = np.zeros(size, np.int32)
+        self.stamps = np.zeros(size, np.float64)
+        self.items[: len(flat)] = flat
+        self.stamps[: len(flat)] = stamps
+        self.top = self.live = len(flat)
+        self.start = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        self.length = lengths.astype(np.int32)
+        self.cap = lengths.astype(np.int32)
+        self.last_active = np.zeros(n, np.int64)
+        self.n = n
 
     def _add_extra(self, u: int, items: np.ndarray) -> None:
         """Record ``items`` as seen by ``u`` where its sequence does not hold them."""
@@ -208,11 +176,11 @@ class UserState:
         positive: Sequence[bool],
         stamps: Sequence[float],
         refs: bool,
-    ) -> tuple[list[SeqRef], list[int]]:
+    ) -> tuple[list[np.ndarray], list[int]]:
         """Apply events in order: each item joins its user's seen items, and a positive one
         the user's sequence; every user touched becomes the most recently active. With
-        ``refs``, also returns per event a ``SeqRef`` to its user's sequence and the
-        sequence's length before the event."""
+        ``refs``, also returns per event its user's sequence after this call (one copy per
+        user, shared by their events) and the sequence's length before the event."""
         n = len(users)
         if n == 0:
             return [], []
@@ -221,7 +189,7 @@ class UserState:
         pos = np.asarray(positive, bool)
         self.last_active[u] = self.clock
         ends: list[int] = []
-        out_refs: list[SeqRef] = []
+        out_refs: list[np.ndarray] = []
         if refs:
             # each event's history end: the user's length plus their earlier positives here
             before = self.length[u].astype(np.int64)
@@ -233,18 +201,21 @@ class UserState:
             earlier = np.empty(n, np.int64)
             earlier[order] = cum - cum[group_start]
             ends = (before + earlier).tolist()
-            made: dict[int, SeqRef] = {}
-            for x in users:
-                r = made.get(x)
-                if r is None:
-                    r = made[x] = SeqRef(self, x)
-                out_refs.append(r)
         if pos.any():
             self._append_positive(u[pos], np.asarray(items, np.int64)[pos], np.asarray(stamps)[pos])
         if not pos.all():
             it = np.asarray(items, np.int64)
             for x in np.flatnonzero(~pos).tolist():
                 self._add_extra(int(u[x]), it[x : x + 1])
+        if refs:
+            start, length, arena = self.start, self.length, self.items
+            made: dict[int, np.ndarray] = {}
+            for x in users:
+                h = made.get(x)
+                if h is None:  # int32, as stored: Prefixes reads rows as int64
+                    s = int(start[x])
+                    h = made[x] = arena[s : s + int(length[x])].copy()
+                out_refs.append(h)
         return out_refs, ends
 
     def _append_positive(self, u: np.ndarray, items: np.ndarray, stamps: np.ndarray) -> None:
@@ -254,19 +225,18 @@ class UserState:
         users, first, counts = np.unique(su, return_index=True, return_counts=True)
         need = self.length[users].astype(np.int64) + counts
         move = need > self.cap[users]
-        with self.arena_lock:
-            if move.any():
-                self._move(users[move], need[move])
-            # position of each event: its user's start + length + its rank among theirs
-            rank = np.arange(len(su)) - np.repeat(first, counts)
-            at = np.repeat(self.start[users] + self.length[users], counts) + rank
-            self.items[at] = items[order]
-            self.stamps[at] = stamps[order]
-            self.length[users] += counts.astype(np.int32)
+        if move.any():
+            self._move(users[move], need[move])
+        # position of each event: its user's start + length + its rank among theirs
+        rank = np.arange(len(su)) - np.repeat(first, counts)
+        at = np.repeat(self.start[users] + self.length[users], counts) + rank
+        self.items[at] = items[order]
+        self.stamps[at] = stamps[order]
+        self.length[users] += counts.astype(np.int32)
 
     def _move(self, users: np.ndarray, need: np.ndarray) -> None:
-        """Give ``users`` chunks of room for ``need`` entries at the arena's end (caller holds
-        the arena lock); a user who had a chunk gets 1.5× room."""
+        """Give ``users`` chunks of room for ``need`` entries at the arena's end; a user who
+        had a chunk gets 1.5× room."""
         old_cap = self.cap[users].astype(np.int64)
         cap = np.where(old_cap > 0, np.maximum(need, old_cap + old_cap // 2), need)
         total = int(cap.sum())
@@ -310,13 +280,11 @@ class UserState:
 
     def clear(self, users: np.ndarray) -> None:
         """Forget ``users``' state (their rows go to new users): empty sequences, no seen
-        items, and outstanding ``SeqRef``s of them read as empty."""
-        with self.arena_lock:
-            self.live -= int(self.cap[users].sum())
-            self.length[users] = 0
-            self.cap[users] = 0
-            self.generation[users] += 1
-            self.last_active[users] = FREE
+        items."""
+        self.live -= int(self.cap[users].sum())
+        self.length[users] = 0
+        self.cap[users] = 0
+        self.last_active[users] = FREE
         for x in users.tolist():
             self.extra.pop(x, None)
 

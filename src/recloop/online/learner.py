@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import Any
 
 import numpy as np
 
@@ -25,18 +25,8 @@ from recloop.models.base import OnlineBatch, Prefixes, RecModel
 
 log = logging.getLogger(__name__)
 _LIVE: weakref.WeakSet[OnlineLearner] = weakref.WeakSet()
-
-
-class GrowingSequence(Protocol):
-    """A user's item sequence kept elsewhere (the engine's state) and read by slices."""
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, key: slice) -> np.ndarray: ...
-
-
-#: a history source: a user's item sequence that only grows at its end
-Hist = Sequence[int] | np.ndarray | GrowingSequence
+#: a history source: a user's item sequence (list or array) that only grows at its end
+Hist = Sequence[int] | np.ndarray
 
 
 def _column(chunks: list[Any], k: int, dtype: type) -> np.ndarray:
@@ -304,10 +294,7 @@ class OnlineLearner:
                 item_idx=_column(chunks, 1, np.int64),
                 label=_column(chunks, 2, np.float32),
                 weight=_column(chunks, 3, np.float32),
-                # Prefixes only slices each sequence, which a GrowingSequence supports
-                histories=Prefixes(
-                    cast(list[Sequence[int] | np.ndarray], seqs), ends, self.config.history_len
-                ),
+                histories=Prefixes(seqs, ends, self.config.history_len),
                 n_fresh=n_fresh,
             )
             t0 = time.perf_counter()
