@@ -39,12 +39,24 @@ def add_parser(subparsers: Any) -> None:
         choices=("debug", "info", "warning", "error", "critical"),
         help="server log level (default info)",
     )
+    p.add_argument(
+        "--max-users",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hold at most N users' state; the least recently active beyond are evicted "
+        "(default: no bound)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(
-        model_path=args.model, host=args.host, port=args.port, log_level=args.log_level
+        model_path=args.model,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        max_users=args.max_users,
     )
     if settings.model_path is None:
         from recloop.errors import ConfigError

@@ -217,6 +217,12 @@ class RecModel(abc.ABC):
         """One online step on ``batch``; returns the loss. Default: no parameter update."""
         return 0.0
 
+    def forget_users(self, user_idx: np.ndarray) -> None:
+        """Reset what the model learned for these user rows: the engine evicted their users,
+        and a row may go to a new user. Default: nothing (a model that keeps no per-user
+        parameters, or one whose rows a new user may inherit)."""
+        return
+
     # --- persistence ------------------------------------------------------------
     @abc.abstractmethod
     def hyperparameters(self) -> dict[str, Any]:

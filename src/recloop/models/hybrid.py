@@ -243,6 +243,10 @@ class Hybrid(RecModel):
             part.grow(n_users, n_items)
         self.online_bias.grow(self.n_items_)
 
+    def forget_users(self, user_idx: np.ndarray) -> None:
+        for part in self.parts.values():
+            part.forget_users(user_idx)
+
     def learn(self, batch: OnlineBatch) -> float:
         """Each part takes its own online step on ``batch`` (none with its ``online_lr`` 0,
         the default here), then the online item offset its step on the new positive events

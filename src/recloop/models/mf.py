@@ -267,6 +267,16 @@ class RecencyFactors:
                 self.bias = torch.cat([self.bias, torch.full((n_items - n_old,), fill)])
             self.invalidate()
 
+    def forget_users(self, user_idx: np.ndarray, opts: dict[str, RowAdagrad]) -> None:
+        """Zero these users' learned rows (a new user's start) and their step sizes' state."""
+        u = torch.from_numpy(np.asarray(user_idx, np.int64))
+        u = u[u < self.user.shape[0]]
+        with torch.no_grad():
+            self.user[u] = 0.0
+        state = opts["user"].state
+        if state.numel():
+            state[u[u < state.numel()]] = opts["user"].initial
+
     def learn(
         self,
         batch: OnlineBatch,
@@ -504,6 +514,10 @@ class RecencyFactorsModel(RecModel):
         super().grow(n_users, n_items)
         if self.factors_ is not None:
             self.factors_.grow(n_users, n_items, torch.Generator().manual_seed(self.seed + n_items))
+
+    def forget_users(self, user_idx: np.ndarray) -> None:
+        if self.factors_ is not None and len(user_idx):
+            self.factors_.forget_users(user_idx, self._opts)
 
     def learn(self, batch: OnlineBatch) -> float:
         """One BPR step on the touched rows only (see ``RecencyFactors.learn``); none with

@@ -75,6 +75,9 @@ class _EngineCollector(Collector):
             ("users", "Users known to the engine"),
             ("items", "Items known to the engine"),
             ("retrieval_index_items", "Items in the faiss retrieval index (0: exact scoring)"),
+            ("users_resident", "Users whose state the engine holds"),
+            ("users_evicted", "Users evicted past max_users since the model was loaded"),
+            ("state_bytes", "Bytes of the engine's per-user and per-item arrays"),
         ):
             yield GaugeMetricFamily(f"recloop_{name}", doc, value=float(f.get(name, 0)))
         steps = np.asarray(f.get("update_latency_ms", ()), np.float64)

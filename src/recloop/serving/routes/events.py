@@ -80,8 +80,8 @@ def router(state: ServingState) -> APIRouter:
         return OrjsonResponse(
             {
                 "accepted": applied,
-                "events_applied": rec.events_applied_,
-                "model_version": rec.model_version_,
+                "events_applied": rec.events_applied,
+                "model_version": rec.model_version,
             }
         )
 
