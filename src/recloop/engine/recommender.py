@@ -317,11 +317,10 @@ class Recommender:
                     arr[warm], [h for h, w in zip(hist, warm) if w]
                 )
                 extra = {k: [t for t, w in zip(v, warm) if w] for k, v in extra.items()}
-                s = (
-                    self.model_.score(arr[warm], [h for h, w in zip(hist, warm) if w], **extra)
-                    if warm.any()
-                    else None
-                )
+                shown = [h for h, w in zip(hist, warm) if w]
+                s = self.model_.score(arr[warm], shown, **extra) if warm.any() else None
+                if s is not None and self._learner is not None:
+                    self.model_.served(arr[warm], shown, s)  # a step may reuse what was shown
             if s is not None:
                 m = min(s.shape[1], n_items)
                 rows = slice(None) if warm.all() else warm  # a slice copies without a mask's gather

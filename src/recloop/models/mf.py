@@ -43,6 +43,7 @@ from recloop.models.base import (
     seed_everything,
     unique_rows,
 )
+from recloop.models.configs import MFConfig, build_config
 from recloop.models.registry import register
 
 
@@ -130,7 +131,8 @@ def ridge_fold_in(
     mask = torch.from_numpy(np.arange(width)[None, :] < lens[:, None]).to(items.dtype)
     qh = items[torch.from_numpy(idx)] * mask.unsqueeze(-1)  # (batch, width, d)
     a = torch.einsum("bld,ble->bde", qh, qh) + gram
-    return torch.linalg.solve(a, qh.sum(1))
+    out: torch.Tensor = torch.linalg.solve(a, qh.sum(1))
+    return out
 
 
 def _solve_spd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -161,7 +163,7 @@ class RecencyFactors:
     recency: Recency
     fold_in_reg: float
     _gram: torch.Tensor | None = field(default=None, init=False, repr=False)
-    _views: tuple[tuple[Any, ...], tuple[np.ndarray, ...]] | None = field(
+    _views: tuple[tuple[Any, ...], tuple[Any, ...]] | None = field(
         default=None, init=False, repr=False
     )
 
@@ -207,7 +209,7 @@ class RecencyFactors:
         if cold.any():
             rows = np.flatnonzero(cold)
             out[torch.from_numpy(rows)] += ridge_fold_in(
-                self.item, [histories[r] for r in rows], self._fold_in_gram()
+                self.item, [histories[int(r)] for r in rows], self._fold_in_gram()
             )
         return out
 
@@ -505,6 +507,11 @@ class RecencyFactorsModel(RecModel):
         if self.factors_ is not None:
             self.factors_.grow(n_users, n_items, torch.Generator().manual_seed(self.seed + n_items))
 
+    @property
+    def updates_online(self) -> bool:
+        """Whether ``learn`` steps the tables (``online_lr`` > 0)."""
+        return self.online_lr > 0
+
     def learn(self, batch: OnlineBatch) -> float:
         """One BPR step on the touched rows only (see ``RecencyFactors.learn``); none with
         ``online_lr`` 0 (new users are still served by their history's fold-in)."""
@@ -567,23 +574,36 @@ class MF(RecencyFactorsModel):
 
     name = "mf"
 
-    def __init__(
-        self,
-        seed: int = 0,
-        dim: int = 64,
-        epochs: int = 60,
-        lr: float = 4e-3,
-        reg: float = 1e-4,
-        batch_size: int = 1024,
-        n_negatives: int = 16,
-        history_len: int = 10,
-        recency_decay: float = 0.8,
-        patience: int = 4,
-        fold_in_reg: float = 0.5,
-        online_lr: float = 0.05,
-        online_negatives: int = 4,
-    ) -> None:
+    def __init__(self, seed: int = 0, config: MFConfig | None = None, **overrides: Any) -> None:
         super().__init__(seed)
+        self.config = c = build_config("mf", MFConfig, config, overrides)
+        (
+            dim,
+            epochs,
+            lr,
+            reg,
+            batch_size,
+            n_negatives,
+            history_len,
+            recency_decay,
+            patience,
+            fold_in_reg,
+            online_lr,
+            online_negatives,
+        ) = (
+            c.dim,
+            c.epochs,
+            c.lr,
+            c.reg,
+            c.batch_size,
+            c.n_negatives,
+            c.history_len,
+            c.recency_decay,
+            c.patience,
+            c.fold_in_reg,
+            c.online_lr,
+            c.online_negatives,
+        )
         self._init_factors(
             dim,
             epochs,
@@ -631,7 +651,8 @@ class MF(RecencyFactorsModel):
             pos_s = (state * qi).sum(-1) + net.bias[i]
             neg_s = torch.einsum("bd,bnd->bn", state, qj) + net.bias[j]
             l2 = self.reg * (state.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()) / len(u)
-            return bpr_loss(pos_s, neg_s) + l2
+            loss: torch.Tensor = bpr_loss(pos_s, neg_s) + l2
+            return loss
 
         def validate() -> float:
             self._factors().invalidate()  # the parameters moved since the last validation
