@@ -515,7 +515,8 @@ def test_numpy_windows_match_torch_for_any_depth(n_layers: int, length: int) -> 
     """The windows share one pass (a one-block model branches per window only at the top
     block's scores, a deeper one from its first block on); each window equals torch reading
     the history cut to it, with the rest in the long-term mean."""
-    from recloop.models.sasrec import SASRecNet, _bag, _NumpyWeights, numpy_state
+    from recloop.models._sasrec_train import item_bag as _bag
+    from recloop.models.sasrec import SASRecNet, _NumpyWeights, numpy_state
 
     torch.manual_seed(n_layers * 100 + length)
     net = SASRecNet(30, 16, 6, n_layers, 2, 0.0, 24, long_term=True).eval()

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recloop.models._factors import Recency, RecencyFactors, new_optimizers
 from recloop.models.base import (
     FitOptions,
     TrainData,
@@ -29,12 +30,7 @@ from recloop.models.base import (
     seed_everything,
 )
 from recloop.models.configs import LightGCNConfig, build_config
-from recloop.models.mf import (
-    Recency,
-    RecencyFactors,
-    RecencyFactorsModel,
-    new_optimizers,
-)
+from recloop.models.mf import RecencyFactorsModel
 from recloop.models.registry import register
 
 

@@ -41,6 +41,9 @@ training mean, which is also what ``score`` (ranking) and ``learn`` assume.
 ``fit`` a random ``id_dropout`` share of rows sees it instead of their id, so it
 learns the average. Index -1 (or beyond the table) maps to it, and ``grow`` starts new
 rows as copies of it.
+
+The file is longer than most (about 600 lines): the click label, the feature scaling, the
+two outputs and their two validations are one model's parts and read best together.
 """
 
 from __future__ import annotations

@@ -33,6 +33,10 @@ Online, ``learn`` takes row-sparse RowAdagrad steps on the rows an event touches
 steps the dense layers every ``dense_every`` calls. Most of its online gain comes from
 the recency context (the users' new histories), and a small ``online_lr`` keeps it:
 larger steps on new rows hurt, as DESIGN.md warns.
+
+The file is longer than most (about 650 lines): the network, its three losses with optional
+tower pretraining, the cached item half of scoring and the online steps all follow the
+towers' layout, and read best side by side.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recloop.errors import ConfigError, NotFittedError
+from recloop.models._factors import Recency
 from recloop.models.base import (
     FitOptions,
     OnlineBatch,
@@ -60,7 +65,6 @@ from recloop.models.base import (
     seed_everything,
 )
 from recloop.models.configs import NeuMFConfig, build_config
-from recloop.models.mf import Recency
 from recloop.models.registry import register
 from recloop.training import TrainConfig, train
 from recloop.training.validate import validation_ndcg

@@ -34,7 +34,7 @@ this one (training, scoring, online steps, persistence).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -46,6 +46,7 @@ from recloop.errors import NotFittedError
 from recloop.models._sasrec_net import SASRecNet
 from recloop.models._sasrec_state import _NumpyWeights, jit_state, numpy_state
 from recloop.models._sasrec_ties import _shuffle_ties, _tie_runs, tie_orders
+from recloop.models._sasrec_train import Batches, item_bag, sequence_loss, windows
 from recloop.models.base import (
     FitOptions,
     OnlineBatch,
@@ -60,39 +61,6 @@ __all__ = ["SASRec", "SASRecConfig", "SASRecNet", "jit_state", "numpy_state", "t
 
 #: up to this many users are scored in numpy one by one; more go through torch in one batch
 _NUMPY_ROWS = 4
-
-
-def _bag(parts: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Item lists as one bag batch: (flat ``item + 1``, offsets)."""
-    lengths = np.fromiter((len(p) for p in parts), np.int64, len(parts))
-    flat = np.concatenate(parts) + 1 if lengths.sum() else np.zeros(0, np.int64)
-    offsets = np.zeros(len(parts), np.int64)
-    np.cumsum(lengths[:-1], out=offsets[1:])
-    return torch.from_numpy(flat.astype(np.int64)), torch.from_numpy(offsets)
-
-
-class _Batches:
-    """One epoch's batches: (windows, bag of the items before each) in ``order``, ``size`` rows
-    at a time; sized, so the training loop's learning-rate schedule knows the epoch's steps."""
-
-    def __init__(
-        self,
-        seqs: Sequence[np.ndarray],
-        windows: np.ndarray,
-        src: np.ndarray,
-        order: np.ndarray,
-        size: int,
-    ) -> None:
-        self.seqs, self.windows, self.src, self.order, self.size = seqs, windows, src, order, size
-
-    def __len__(self) -> int:
-        return -(-len(self.order) // self.size)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]:
-        for s in range(0, len(self.order), self.size):
-            rows = self.order[s : s + self.size]
-            bag = _bag([self.seqs[r][:a] for r, a in self.src[rows]])
-            yield torch.from_numpy(self.windows[rows]), bag
 
 
 @register
@@ -157,36 +125,6 @@ class SASRec(RecModel):
         return self.config.online_lr > 0
 
     # ------------------------------------------------------------------ fit
-    def _windows(
-        self, sequences: Sequence[np.ndarray], rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Every sequence cut into windows of ``max_len`` inputs and ``future_k`` more targets.
-
-        Row layout (items + 1, 0 pads): ``max_len`` input columns, right-aligned (left
-        padding), then ``future_k`` columns that continue the sequence (right padding
-        past its end); input column ``p`` is followed by targets ``p + 1 .. p + future_k``.
-        The first window's inputs end one before the sequence's end (as at serving time);
-        earlier ones step back ``max_len`` from a random phase, so each epoch cuts anew.
-        Also returns, per row, (sequence number, index of its first input item).
-        """
-        m, k = self.config.max_len, self.config.future_k
-        rows: list[np.ndarray] = []
-        src: list[tuple[int, int]] = []
-        for r, s in enumerate(sequences):
-            n = len(s)
-            if n < 2:
-                continue
-            ends = [n - 1]
-            ends.extend(range(n - 1 - int(rng.integers(1, m + 1)), 0, -m))
-            for b in ends:
-                a = max(0, b - m)
-                w = s[a : min(n, b + k)] + 1
-                rows.append(np.pad(w, (m - (b - a), k + (b - a) - len(w))))
-                src.append((r, a))
-        if not rows:
-            return np.zeros((0, m + k), np.int64), np.zeros((0, 2), np.int64)
-        return np.stack(rows), np.asarray(src, np.int64)
-
     def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:
         """Train on every window of every sequence (see ``_windows``) with the loop's warm-up
         and cosine schedule; with a hold-out, validate over the last quarter of the epochs."""
@@ -210,13 +148,13 @@ class SASRec(RecModel):
         epochs = options.epochs if options.epochs is not None else c.epochs
         runs = _tie_runs(data) if c.shuffle_ties else None
 
-        def batches(rng: np.random.Generator, epoch: int) -> _Batches:
+        def batches(rng: np.random.Generator, epoch: int) -> Batches:
             seqs = data.sequences if runs is None else _shuffle_ties(data.sequences, runs, rng)
-            win, src = self._windows(seqs, rng)
-            return _Batches(seqs, win, src, rng.permutation(len(win)), c.batch_size)
+            win, src = windows(seqs, c.max_len, c.future_k, rng)
+            return Batches(seqs, win, src, rng.permutation(len(win)), c.batch_size)
 
         def loss_fn(batch: tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-            return self._loss(net, batch[0], batch[1], data.n_items)
+            return sequence_loss(net, batch[0], batch[1], data.n_items, c)
 
         report = train(
             net,
@@ -240,47 +178,6 @@ class SASRec(RecModel):
         self._warm_jit()
         return report
 
-    def _loss(
-        self, net: SASRecNet, w: torch.Tensor, bag: tuple[torch.Tensor, torch.Tensor], n_items: int
-    ) -> torch.Tensor:
-        """Mean weighted cross-entropy of each position's next ``future_k`` items.
-
-        w: (batch, max_len + future_k) windows from ``_windows``; bag: the items before each.
-        """
-        m, k = self.config.max_len, self.config.future_k
-        inp = w[:, :m]
-        keep = (inp > 0) & (w[:, 1 : m + 1] > 0)
-        logits = net.logits(net(inp, True, bag)[keep])
-        targets = [w[:, j + 1 : j + 1 + m][keep] for j in range(k)]
-        if self.config.mask_seen:
-            # what the user had by then is no candidate (the engine filters it at serving time)
-            flat, offsets = bag
-            rows = torch.repeat_interleave(
-                torch.arange(len(w)), torch.diff(offsets, append=torch.tensor([len(flat)]))
-            )
-            seen = torch.zeros(len(w), n_items + 1, dtype=torch.bool)
-            seen[rows, flat] = True
-            upto = inp.unsqueeze(1).expand(-1, m, -1) * torch.ones(m, m, dtype=torch.long).tril_()
-            seen = seen.unsqueeze(1).repeat(1, m, 1).scatter_(2, upto, True)[keep][:, 1:]
-            for t in targets:  # a target seen before (a repeat event) stays a candidate
-                ok = t > 0
-                seen[ok.nonzero().squeeze(1), t[ok] - 1] = False
-            logits = logits.masked_fill_(seen, float("-inf"))
-        if k == 1:
-            return F.cross_entropy(logits, targets[0] - 1)
-        logp = torch.log_softmax(logits, -1)
-        total, norm = logits.new_zeros(()), logits.new_zeros(())
-        for j, t in enumerate(targets):
-            ok = t > 0
-            # a target past the sequence's end gathers a placeholder that may be masked (-inf):
-            # select, not multiply by 0, or the reported loss is NaN (the gradient is the same)
-            picked = torch.where(
-                ok, logp.gather(1, (t - 1).clamp_min(0).unsqueeze(1)).squeeze(1), 0.0
-            )
-            total = total - self.config.future_decay**j * picked.sum()
-            norm = norm + self.config.future_decay**j * ok.sum()
-        return total / norm.clamp_min(1.0)
-
     # ------------------------------------------------------------------ scoring
     def _batch(
         self, histories: Sequence[np.ndarray], max_len: int
@@ -288,15 +185,15 @@ class SASRec(RecModel):
         """Left-padded (batch, length) tensor of the last ``max_len`` items + 1, whether it
         pads, and the earlier items as a bag."""
         cut = [np.asarray(h[-max_len:], np.int64) for h in histories]
-        bag = _bag([np.asarray(h[:-max_len], np.int64) for h in histories])
+        before = item_bag([np.asarray(h[:-max_len], np.int64) for h in histories])
         n = max(1, max(len(h) for h in cut))
         if len(cut) == 1 and len(cut[0]) == n:
-            return torch.from_numpy(cut[0] + 1).unsqueeze(0), False, bag
+            return torch.from_numpy(cut[0] + 1).unsqueeze(0), False, before
         out = np.zeros((len(cut), n), np.int64)
         for r, h in enumerate(cut):
             if len(h):
                 out[r, n - len(h) :] = h + 1
-        return torch.from_numpy(out), True, bag
+        return torch.from_numpy(out), True, before
 
     def _states(
         self, histories: Sequence[np.ndarray], times: Sequence[np.ndarray] | None
