@@ -224,7 +224,10 @@ class Recommender:
         def popular() -> np.ndarray:
             return self.recent_.scores(n_items, self.item_counts_[:n_items])
 
-        return score_rows(self.model_, self._model_lock, popular, uidxs, hist, n_items, times, warm)
+        learning = self._learner is not None
+        return score_rows(
+            self.model_, self._model_lock, popular, uidxs, hist, n_items, times, warm, learning
+        )
 
     _top_rows = staticmethod(top_rows)
 

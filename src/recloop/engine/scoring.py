@@ -32,9 +32,12 @@ def score_rows(
     n_items: int,
     times: list[np.ndarray] | None = None,
     warm: np.ndarray | None = None,
+    learning: bool = False,
 ) -> np.ndarray:
     """(len(uidxs), n_items) float32 scores: the model's for the users it personalises
-    (``warm`` when the caller knows them already), ``popular()`` for the others.
+    (``warm`` when the caller knows them already), ``popular()`` for the others. With
+    ``learning`` the model is told the rows it served (``RecModel.served``), so an online
+    step can reuse them.
 
     Takes only the model lock, so ``update`` never waits for scoring. Items newer than
     the model's table score ``-inf`` (they cannot be recommended before it has a row).
@@ -48,11 +51,10 @@ def score_rows(
             if warm is None:
                 mask = personalised(model, arr, hist)
             extra = {k: [t for t, w in zip(v, mask) if w] for k, v in extra.items()}
-            s = (
-                model.score(arr[mask], [h for h, w in zip(hist, mask) if w], **extra)
-                if mask.any()
-                else None
-            )
+            shown = [h for h, w in zip(hist, mask) if w]
+            s = model.score(arr[mask], shown, **extra) if mask.any() else None
+            if s is not None and learning:
+                model.served(arr[mask], shown, s)
         if s is not None:
             m = min(s.shape[1], n_items)
             rows = slice(None) if mask.all() else mask  # a slice copies without a mask's gather
