@@ -52,6 +52,8 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "max_users": (0, 1 << 40),
     "workers": (1, 64),
     "threads": (1, 256),
+    "snapshot_every_events": (0, 1 << 40),
+    "snapshot_keep": (1, 1000),
 }
 
 
@@ -80,6 +82,15 @@ class Settings(BaseModel):
     access_log : log one line per request (off by default: it costs throughput)
     workers : Gunicorn worker processes (each holds its own model copy; see docs/serving.md)
     threads : torch intra-op threads per process
+    data_dir : where the event log (``events.db``) and snapshots (``snapshots/``) live; unset,
+        the service keeps its state in memory only
+    log_url : the event log's URL (``sqlite:///ABS/PATH``, ``redis://host:port/db?stream=NAME``);
+        default ``DATA_DIR/events.db``
+    durability : ``process`` (an acknowledged event survives the process being killed) or
+        ``fsync`` (also power loss: SQLite ``synchronous=FULL``, Redis ``WAITAOF``)
+    snapshot_every_events, snapshot_every_seconds : automatic snapshots after this many new
+        events or this many seconds with new events (0 turns a rule off)
+    snapshot_keep : snapshots kept; the log is trimmed behind the oldest
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
@@ -100,6 +111,12 @@ class Settings(BaseModel):
     access_log: bool = False
     workers: int = 1
     threads: int = 1
+    data_dir: Path | None = None
+    log_url: str | None = None
+    durability: Literal["process", "fsync"] = "process"
+    snapshot_every_events: int = 100_000
+    snapshot_every_seconds: float = 300.0
+    snapshot_keep: int = 3
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -124,6 +141,13 @@ class Settings(BaseModel):
         if not value.strip():
             raise ValueError("must not be empty")
         return value.strip()
+
+    @field_validator("snapshot_every_seconds")
+    @classmethod
+    def _check_seconds(cls, value: float) -> float:
+        if not 0 <= value < 1e9:
+            raise ValueError("must be a number of seconds >= 0")
+        return value
 
     @field_validator(*_BOUNDS, mode="before")
     @classmethod

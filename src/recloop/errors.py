@@ -65,3 +65,8 @@ class UnknownIdError(RecloopError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return f"{self.field}: {self.message}"
+
+
+class StorageError(RecloopError):
+    """The event log or the snapshot store cannot do what was asked (a full disk, a
+    read-only folder, a server gone, a corrupt file); nothing was acknowledged."""

@@ -1,4 +1,4 @@
-"""``recloop`` command line: data | train | evaluate | replay | serve | demo | bench.
+"""``recloop`` command line: data | train | evaluate | replay | serve | log | demo | bench.
 
 Each sub-command lives in its own module with ``add_parser(subparsers)``, which
 registers the command and sets ``func`` to a callable taking the parsed arguments and
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from recloop.errors import RecloopError
 
-_COMMANDS = ("data_cmd", "train_cmd", "replay_cmd", "serve_cmd", "demo_cmd")
+_COMMANDS = ("data_cmd", "train_cmd", "replay_cmd", "serve_cmd", "log_cmd", "demo_cmd")
 
 
 class _Parser(argparse.ArgumentParser):

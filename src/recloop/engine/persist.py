@@ -65,6 +65,7 @@ def snapshot_of(rec: Recommender) -> tuple[dict[str, Any], dict[str, Any]]:
         "online": rec.online_config.__dict__,
         "events_applied": rec.events_applied_,
         "model_version": rec.model_version_,
+        "log_offset": rec.log_offset_,
         "fit_users": rec.users_.reuse_from,
         "fit_report": jsonable(rec.fit_report_),
         "feedback": {t: [sig.label, sig.weight] for t, sig in rec.feedback.signals.items()},
@@ -139,6 +140,7 @@ def restore_counters(rec: Recommender, meta: dict[str, Any], state: dict[str, An
     rec.recent_.n, rec.recent_.base = int(recent["n"]), int(recent["base"])
     rec.events_applied_ = int(meta["events_applied"])
     rec.model_version_ = int(meta["model_version"])
+    rec.log_offset_ = int(meta["log_offset"])
     rec.fit_report_ = meta["fit_report"]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -32,9 +32,13 @@ from recloop.engine.userids import UserIds
 from recloop.engine.userstate import UserState
 from recloop.engine.views import LearnerStatus, Rows, UserView
 from recloop.errors import ConfigError, InvalidInputError, NotFittedError
-from recloop.events import DEFAULT_MAPPING, FeedbackMapping, parse_id, parse_value
+from recloop.events import DEFAULT_MAPPING, EventColumns, FeedbackMapping, parse_id, parse_value
 from recloop.models import FitOptions, RecModel, create
 from recloop.online import OnlineConfig, OnlineLearner
+
+if TYPE_CHECKING:
+    from recloop.engine.durable import Durable, SnapshotPolicy
+    from recloop.storage import EventLog, ModelStore
 
 MAX_K = 1000
 
@@ -113,6 +117,8 @@ class Recommender:
         self._retriever: Retriever | None = None
         self._similar = SimilarItems(self)
         self.limit_users(max_users)
+        self.log_offset_ = 0  # the event log's offset of the last event applied
+        self._durable: Durable | None = None
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -371,15 +377,38 @@ class Recommender:
         (read-your-writes); the parameter step follows within ``max_delay_ms``.
         """
         self._check_fitted()
+        if self._durable is not None:  # logged first, then applied in log order
+            return self._durable.update(events)
         cols = parse_events(events, self.feedback.types)
         with self._lock:
-            apply_columns(self, cols)
-            self.events_applied_ += len(cols)
-            if self.max_users is not None:
-                self._evict()
-            if self._learner is not None:
-                self._learner.added()
+            self._apply(cols)
         return len(cols)
+
+    def _apply(self, cols: EventColumns) -> None:
+        """Apply validated events (caller holds ``_lock``): the one path for live events and
+        for events replayed from a log."""
+        apply_columns(self, cols)
+        self.events_applied_ += len(cols)
+        if self.max_users is not None:
+            self._evict()
+        if self._learner is not None:
+            self._learner.added()
+
+    def attach_log(
+        self,
+        log: EventLog,
+        store: ModelStore | None = None,
+        policy: SnapshotPolicy | None = None,
+    ) -> Durable:
+        """From now on ``update`` appends to ``log`` and returns once the events are durable
+        and applied; snapshots go to ``store`` (see ``recloop.engine.durable``). Events already
+        in the log after ``log_offset_`` are replayed first."""
+        from recloop.engine.durable import Durable, replay
+
+        self._check_fitted()
+        replay(self, log)
+        self._durable = Durable(self, log, store, policy)
+        return self._durable
 
     def flush(self) -> None:
         """Apply every queued parameter step now."""
@@ -465,6 +494,11 @@ class Recommender:
     def events_applied(self) -> int:
         """Online events applied since the fit."""
         return self.events_applied_
+
+    @property
+    def log_offset(self) -> int:
+        """The event log's offset of the last event applied (0 without a log)."""
+        return self.log_offset_
 
     @property
     def sequences_(self) -> Sequence[list[int]]:

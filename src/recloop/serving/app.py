@@ -14,7 +14,7 @@ Examples
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,6 +24,7 @@ from fastapi.openapi.utils import get_openapi
 from recloop import __version__
 from recloop.config import Settings, get_settings
 from recloop.engine import Recommender
+from recloop.engine.durable import Durable
 from recloop.errors import ConfigError
 from recloop.serving.errors import install_error_handlers
 from recloop.serving.metrics import MetricsMiddleware
@@ -40,7 +41,13 @@ _DESCRIPTION = """A real-time recommender: post feedback to `/events`, and the n
 `/recommend` for that user reflects it. Errors are JSON: `{"error": {"field", "message"}}`."""
 
 
-def create_app(settings: Settings, engine: Recommender | None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    engine: Recommender | None,
+    *,
+    durable: Durable | None = None,
+    recover: Callable[[Callable[[int, int], None]], Durable] | None = None,
+) -> FastAPI:
     """Build the HTTP app serving ``engine`` under ``settings``.
 
     Parameters
@@ -50,6 +57,13 @@ def create_app(settings: Settings, engine: Recommender | None) -> FastAPI:
     engine
         A fitted ``Recommender``, or ``None`` to start empty (model routes answer 503
         until ``POST /admin/reload`` loads ``settings.model_path``).
+    durable
+        ``engine``'s event log and snapshots (``Recommender.attach_log``): ``POST /events``
+        then answers once the events are durable, with their log ``offset``.
+    recover
+        Instead of ``engine``: called at startup in a background thread with a progress
+        callback, it returns the recovered engine attached to its log; until then every
+        route but ``/health`` (``"status": "recovering"``) answers 503.
 
     Returns
     -------
@@ -59,9 +73,12 @@ def create_app(settings: Settings, engine: Recommender | None) -> FastAPI:
         ``settings.faiss_threshold`` (``/health`` says ``"retrieval": "building"`` until then).
     """
     state = ServingState(settings, engine)
+    state.durable = durable
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if recover is not None:
+            state.start_recovery(recover)
         state.start_index(background=True)
         yield
         state.close()
@@ -119,6 +136,11 @@ def gunicorn_app() -> FastAPI:
     and loads the model in each worker (every worker holds its own copy).
     """
     settings = get_settings()
+    if settings.data_dir is not None or settings.log_url is not None:
+        raise ConfigError(
+            "data_dir: an event log needs one process that owns it; serve it with "
+            "`recloop serve --data-dir`, not Gunicorn workers"
+        )
     if settings.model_path is None:
         raise ConfigError(
             "model_path: is required to serve; set RECLOOP_MODEL_PATH or model_path in RECLOOP_CONFIG"

@@ -94,6 +94,9 @@ class EventsAck(BaseModel):
     accepted: int = Field(description="events applied by this request")
     events_applied: int
     model_version: int
+    offset: int | None = Field(
+        description="the event log's offset of this request's last event (null without a log)"
+    )
 
 
 class HistoryResponse(BaseModel):
@@ -119,6 +122,9 @@ class HealthResponse(BaseModel):
     users_evicted: int = Field(description="users evicted past max_users since the load")
     user_rows: int = Field(description="rows the user tables are sized to")
     state_bytes: int = Field(description="bytes of the engine's per-user and per-item arrays")
+    log_offset: int | None = Field(
+        description="the event log's offset of the last event applied (null without a log)"
+    )
 
 
 class AdminResponse(BaseModel):
@@ -133,6 +139,16 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class RecoveringResponse(BaseModel):
+    """``/health`` while the service replays its event log (status 503)."""
+
+    status: Literal["recovering", "failed"]
+    log_offset: int = Field(description="the last event applied so far")
+    target: int = Field(description="the log's last offset when the replay started")
+    progress: float = Field(ge=0.0, le=1.0)
     error: ErrorDetail
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from recloop.config import Settings
 from recloop.engine import Recommender
+from recloop.engine.durable import Durable
 from recloop.serving.auth import KeyChecker
 from recloop.serving.batching import Batcher
 from recloop.serving.errors import ApiError
@@ -39,6 +41,9 @@ class ServingState:
         self.admin_lock = threading.Lock()
         self.batcher = Batcher() if settings.micro_batching else None
         self.rec: Recommender | None = None
+        self.durable: Durable | None = None  # the event log and snapshots, when configured
+        #: while recovering: ``{"log_offset", "target"}``, plus ``"error"`` if recovery failed
+        self.recovery: dict[str, Any] | None = None
         self.replace(rec, start_index=False)
         self.metrics.watch_engine(self.figures)
 
@@ -46,10 +51,34 @@ class ServingState:
         """The recommender served, or a 503 ``ApiError`` when none is loaded."""
         rec = self.rec
         if rec is None:
+            if self.recovery is not None:
+                raise ApiError(503, "model", "recovering: replaying the event log; retry shortly")
             raise ApiError(
                 503, "model", "no model is loaded: set model_path and POST /admin/reload"
             )
         return rec
+
+    def start_recovery(self, recover: Callable[[Callable[[int, int], None]], Durable]) -> None:
+        """Serve nothing but ``/health`` (``"recovering"``) until ``recover(progress)`` returns
+        the engine, attached to its log, in a background thread."""
+        self.recovery = {"log_offset": 0, "target": 0}
+
+        def progress(done: int, target: int) -> None:
+            self.recovery = {"log_offset": done, "target": target}
+
+        def run() -> None:
+            try:
+                durable = recover(progress)
+            except Exception as exc:  # /health reports it; nothing is served
+                log.exception("recovery failed")
+                self.recovery = {**(self.recovery or {}), "error": str(exc)}
+                return
+            self.durable = durable
+            self.replace(durable.rec)
+            self.recovery = None
+            log.info("recovered: serving at log offset %d", durable.rec.log_offset)
+
+        threading.Thread(target=run, name="recloop-recovery", daemon=True).start()
 
     def replace(self, rec: Recommender | None, start_index: bool = True) -> None:
         """Serve ``rec`` from now on; the previous recommender's online worker is stopped."""
@@ -91,6 +120,8 @@ class ServingState:
         """Stop the scoring worker, apply queued online steps and stop the online worker."""
         if self.batcher is not None:
             self.batcher.close()
+        if self.durable is not None:
+            self.durable.close()
         if self.rec is not None:
             _close(self.rec)
 

@@ -40,14 +40,19 @@ def router(state: ServingState) -> APIRouter:
         summary="Save the model to its path",
     )
     async def snapshot(request: Request) -> Response:
-        """Atomically write the live model (online updates included) to ``model_path``."""
+        """Atomically write the live model (online updates included) to ``model_path``; with
+        a data folder, a snapshot there instead (and the log trimmed behind the oldest kept)."""
         state.keys.require(request, write=True)
-        path = model_path()
         rec = state.engine()
+        durable = state.durable if state.durable is not None and state.durable.store else None
+        path = model_path() if durable is None else Path()
         if not state.admin_lock.acquire(blocking=False):
             raise ApiError(409, None, "another snapshot or reload is running")
         try:
-            await run_in_threadpool(rec.save, path)
+            if durable is not None:
+                path = (await run_in_threadpool(durable.snapshot)).folder
+            else:
+                await run_in_threadpool(rec.save, path)
         finally:
             state.admin_lock.release()
         log.info("snapshot written to %s", path)
@@ -69,6 +74,13 @@ def router(state: ServingState) -> APIRouter:
         """Load ``model_path`` and serve it; requests in flight finish on the old model."""
         state.keys.require(request, write=True)
         path = model_path()
+        if state.durable is not None:
+            raise ApiError(
+                409,
+                "model_path",
+                "reload is not available with an event log: restart the service, which "
+                "recovers from its newest snapshot and the log",
+            )
         if not state.admin_lock.acquire(blocking=False):
             raise ApiError(409, None, "another snapshot or reload is running")
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,7 +12,7 @@ from starlette.responses import Response
 from recloop.serving.errors import ApiError
 from recloop.serving.inputs import check_id_number, check_object, read_json
 from recloop.serving.responses import OrjsonResponse
-from recloop.serving.schemas import ERRORS, EventsAck, json_body
+from recloop.serving.schemas import ERRORS, ErrorResponse, EventsAck, json_body
 from recloop.serving.state import ServingState
 
 #: batches larger than this are applied in a worker thread, so the event loop keeps
@@ -27,13 +28,14 @@ def _check_ids(event: Any, prefix: str) -> None:
 
 def router(state: ServingState) -> APIRouter:
     r = APIRouter(tags=["events"])
+    responses = {**ERRORS, 503: {"model": ErrorResponse, "description": "the log refused it"}}
     limit = state.settings.max_body_bytes
     max_batch = state.settings.max_batch_events
 
     @r.post(
         "/events",
         response_model=EventsAck,
-        responses=ERRORS,
+        responses=responses,
         openapi_extra=json_body("EventIn", "EventBatch"),
         summary="Learn from feedback",
     )
@@ -42,7 +44,9 @@ def router(state: ServingState) -> APIRouter:
         or a batch ``{"events": [...]}``. A batch is all-or-nothing: one invalid event
         (named as ``events[i].field``) rejects it. Answered once every event is in its
         user's history (read-your-writes); the parameter step follows within the
-        online learner's freshness budget."""
+        online learner's freshness budget. With an event log, answered once the events
+        are also durable; ``offset`` is the last one's log offset, and a write the log
+        refuses is a 503 with nothing applied."""
         state.keys.require(request, write=True)
         body = await read_json(request, limit)
         payload: Any
@@ -72,7 +76,15 @@ def router(state: ServingState) -> APIRouter:
         else:
             raise ApiError(422, "body", 'must be an event object or {"events": [...]}')
         rec = state.engine()
-        if isinstance(payload, list) and len(payload) > INLINE_EVENTS:
+        durable = state.durable
+        offset: int | None = None
+        if durable is not None:  # wait for the group commit without holding the event loop
+            if isinstance(payload, list) and len(payload) > INLINE_EVENTS:
+                future = await run_in_threadpool(durable.submit, payload)
+            else:
+                future = durable.submit(payload)
+            applied, offset = await asyncio.wrap_future(future)  # type: ignore[arg-type]
+        elif isinstance(payload, list) and len(payload) > INLINE_EVENTS:
             applied = await run_in_threadpool(rec.update, payload)
         else:
             applied = rec.update(payload)
@@ -82,6 +94,7 @@ def router(state: ServingState) -> APIRouter:
                 "accepted": applied,
                 "events_applied": rec.events_applied,
                 "model_version": rec.model_version,
+                "offset": offset,
             }
         )
 

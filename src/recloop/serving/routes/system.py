@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from recloop.serving.errors import error_response
 from recloop.serving.responses import OrjsonResponse
-from recloop.serving.schemas import ErrorResponse, HealthResponse
+from recloop.serving.schemas import ErrorResponse, HealthResponse, RecoveringResponse
 from recloop.serving.state import ServingState
 
 
@@ -18,12 +18,33 @@ def router(state: ServingState) -> APIRouter:
     @r.get(
         "/health",
         response_model=HealthResponse,
-        responses={503: {"model": ErrorResponse, "description": "no model loaded"}},
+        responses={
+            503: {
+                "model": RecoveringResponse | ErrorResponse,
+                "description": "recovering (replaying the event log), or no model loaded",
+            }
+        },
         summary="Liveness and model",
     )
     async def health() -> Response:
-        """Always open (load balancers call it without a key)."""
+        """Always open (load balancers call it without a key). While the event log is
+        replayed at startup: 503 with ``"status": "recovering"`` and the progress."""
         rec = state.rec
+        recovery = state.recovery
+        if rec is None and recovery is not None:
+            done, target = int(recovery["log_offset"]), int(recovery["target"])
+            failed = "error" in recovery
+            message = f"recovery failed: {recovery['error']}" if failed else "replaying the log"
+            return OrjsonResponse(
+                {
+                    "status": "failed" if failed else "recovering",
+                    "log_offset": done,
+                    "target": target,
+                    "progress": round(done / target, 4) if target else 0.0,
+                    "error": {"field": "model", "message": message},
+                },
+                status_code=503,
+            )
         if rec is None:
             return error_response(503, "model", "no model is loaded")
         return OrjsonResponse(
@@ -36,6 +57,7 @@ def router(state: ServingState) -> APIRouter:
                 "n_items": rec.n_items,
                 "retrieval": state.retrieval_status(),
                 **rec.memory_status(),
+                "log_offset": rec.log_offset if state.durable is not None else None,
             }
         )
 

@@ -1,0 +1,1 @@
+"""Storage tests: the event log backends, snapshots, durable updates, recovery, crashes."""
