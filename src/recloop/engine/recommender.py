@@ -628,6 +628,52 @@ class Recommender:
     def update_latency_ms(self) -> list[float]:
         return list(self._learner.step_ms) if self._learner else []
 
+    def knows_user(self, user_id: object) -> bool:
+        """Whether ``user_id`` has a row (it was in the fit or has sent an event)."""
+        return parse_id(user_id, "user_id") in self.users_
+
+    def knows_item(self, item_id: object) -> bool:
+        """Whether ``item_id`` has a row."""
+        return parse_id(item_id, "item_id") in self.items_
+
+    def user_ids(self, start: int = 0) -> list[str]:
+        """User ids in the order the engine first saw them, from the ``start``-th on."""
+        with self._lock:
+            return self.users_.to_list()[start:] if start else self.users_.to_list()
+
+    def item_ids(self, start: int = 0) -> list[str]:
+        """Item ids in the order the engine first saw them, from the ``start``-th on."""
+        with self._lock:
+            return self.items_.to_list()[start:] if start else self.items_.to_list()
+
+    def item_metadata(self) -> pd.DataFrame | None:
+        """The item table given to ``fit(items=...)`` (indexed by ``item_id``: ``title``,
+        ``genres``...), or ``None``."""
+        return self.items_meta_
+
+    def users_with_item(self, item_id: object, limit: int = 20) -> list[str]:
+        """Up to ``limit`` users who interacted with ``item_id`` (positively or not), in the
+        order the engine first saw them; empty for an unknown item.
+
+        The scan takes the state lock one block of users at a time, so ``update`` waits for
+        at most one block.
+        """
+        iidx = self.items_.get(parse_id(item_id, "item_id"))
+        out: list[str] = []
+        if iidx < 0 or limit < 1:
+            return out
+        block = 50_000
+        start = 0
+        while len(out) < limit:
+            with self._lock:
+                seen = self.seen_[start : start + block]
+                hits = [start + n for n, s in enumerate(seen) if iidx in s]
+                out.extend(self.users_.ids(hits[: limit - len(out)]))
+            if len(seen) < block:
+                break
+            start += block
+        return out
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write a snapshot folder (``meta.json`` + ``state.pt``), atomically replacing ``path``."""

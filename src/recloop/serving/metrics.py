@@ -91,6 +91,18 @@ class _EngineCollector(Collector):
             "Online steps in the latency window",
             value=float(len(steps)),
         )
+        rate = f.get("online_hit_rate")
+        yield GaugeMetricFamily(
+            "recloop_online_hit_rate",
+            "Share of recent positive events whose item was in the top-10 last served to"
+            " that user (NaN before any)",
+            value=float("nan") if rate is None else float(rate),
+        )
+        yield GaugeMetricFamily(
+            "recloop_online_hit_window_events",
+            "Events the online hit rate is computed over",
+            value=float(f.get("online_hit_window_events", 0)),
+        )
 
 
 class MetricsMiddleware:

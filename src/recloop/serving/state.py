@@ -15,6 +15,7 @@ from recloop.engine import Recommender
 from recloop.serving.auth import KeyChecker
 from recloop.serving.batching import Batcher
 from recloop.serving.errors import ApiError
+from recloop.serving.live import LiveStats
 from recloop.serving.metrics import ServingMetrics
 from recloop.serving.retrieval import Retriever
 from recloop.serving.similar import SimilarItems
@@ -38,6 +39,7 @@ class ServingState:
         self.settings = settings
         self.keys = KeyChecker(settings.key_bytes(), settings.read_requires_key)
         self.metrics = ServingMetrics()
+        self.live = LiveStats()
         self.admin_lock = threading.Lock()
         self.batcher = Batcher() if settings.micro_batching else None
         self.rec: Recommender | None = None
@@ -90,6 +92,8 @@ class ServingState:
             "items": rec.n_items,
             "retrieval_index_items": index.n_items if index is not None else 0,
             "update_latency_ms": rec.update_latency_ms(),
+            "online_hit_rate": self.live.hit_rate(),
+            "online_hit_window_events": self.live.hit_window_events(),
         }
 
     def close(self) -> None:

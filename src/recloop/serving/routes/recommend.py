@@ -78,6 +78,7 @@ def router(state: ServingState) -> APIRouter:
             )
             if top is None:
                 top = rec.recommend_with_scores(user_id, k, exclude_seen)
+        state.live.served(user_id, [i for i, _ in top[:10]])
         return OrjsonResponse(
             {
                 "user_id": user_id,
