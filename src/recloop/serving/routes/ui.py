@@ -91,6 +91,11 @@ class StatsPoint(BaseModel):
     events_applied: int
 
 
+class KeysRequired(BaseModel):
+    write: bool = Field(description="POST /events needs 'Authorization: Bearer <key>'")
+    read: bool = Field(description="read routes need one too")
+
+
 class Stats(BaseModel):
     model: str
     model_version: int
@@ -106,6 +111,7 @@ class Stats(BaseModel):
     n_users: int
     n_items: int
     uptime_s: float
+    keys_required: KeysRequired
     log_offset: int | None = Field(None, description="durable event log offset, when there is one")
     log_lag: int | None = Field(None, description="events logged but not yet applied, when known")
     series: list[StatsPoint] = Field(description="one point a second at most, oldest first")
@@ -212,6 +218,10 @@ def router(state: ServingState) -> APIRouter:
             "n_users": int(figures.get("users", 0)),
             "n_items": int(figures.get("items", 0)),
             "uptime_s": live.clock() - live.started,
+            "keys_required": {
+                "write": state.keys.enabled,
+                "read": state.keys.read_requires_key,
+            },
             "series": series,
         }
         body.update({k: figures[k] for k in OPTIONAL_FIGURES if figures.get(k) is not None})

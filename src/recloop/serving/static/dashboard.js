@@ -18,6 +18,8 @@
     history: new Set(), // item ids in the history shown last
     busy: false,
     charts: null,
+    writeNeedsKey: false, // from /ui/api/stats: the page asks for a key before posting
+
   };
 
   class ApiError extends Error {
@@ -154,6 +156,11 @@
 
   async function feedback(item, fb, rank) {
     if (state.busy) return;
+    if (state.writeNeedsKey && !state.key) {
+      setStatus("This server needs an API key for feedback: enter it above, then try again.", true);
+      $("api-key").focus();
+      return;
+    }
     state.busy = true;
     const t0 = performance.now();
     try {
@@ -237,14 +244,14 @@
 
   function makeCharts() {
     if (typeof uPlot === "undefined") return null;
-    const width = () => Math.max(240, $("chart-activity").clientWidth || 340);
+    const width = () => Math.max(240, ($("chart-activity").parentElement.clientWidth || 340) - 4);
     const base = (series, axes, scales) => ({
       width: width(),
       height: 160,
       scales: Object.assign({ x: { time: true } }, scales),
       series: [{}].concat(series),
       axes: [{}].concat(axes),
-      legend: { show: true },
+      legend: { show: true, live: false },
       cursor: { show: true },
     });
     const activity = new uPlot(
@@ -253,7 +260,7 @@
           { label: "events/s", scale: "rate", stroke: "#2b6cb0", width: 2 },
           { label: "hit rate %", scale: "pct", stroke: "#c05621", width: 2 },
         ],
-        [{ scale: "rate", size: 44 }, { scale: "pct", side: 1, size: 36, grid: { show: false } }],
+        [{ scale: "rate", size: 44 }, { scale: "pct", side: 1, size: 44, grid: { show: false } }],
         { rate: { range: (u, lo, hi) => [0, Math.max(1, hi * 1.1)] }, pct: { range: [0, 100] } },
       ),
       [[], [], []],
@@ -279,6 +286,7 @@
   }
 
   function renderStats(s) {
+    state.writeNeedsKey = s.keys_required.write;
     $("model-name").textContent = s.model + " v" + s.model_version;
     $("f-eps").textContent = fmt(s.events_per_s, 1);
     $("f-total").textContent = String(s.events_total);
@@ -310,6 +318,7 @@
     } catch (err) {
       $("f-eps").textContent = "–";
       $("model-name").textContent = explain(err, false);
+      if (err instanceof ApiError && err.status === 401) return; // until a key is given
     }
     pollTimer = setTimeout(pollStats, POLL_MS);
   }
