@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from recloop.cli.common import load_data, print_json, set_threads, table
+from recloop.cli.plots import require_matplotlib
 from recloop.errors import InvalidInputError
 
 
@@ -44,6 +45,8 @@ def run_replay(args: argparse.Namespace) -> int:
     from recloop.models import available
 
     set_threads(args.threads)
+    if args.plot:
+        require_matplotlib()
     models = [m for m in args.model.split(",") if m]
     for m in models:
         if m not in available():
