@@ -61,6 +61,9 @@ def plot_fit(report: Mapping[str, Any], name: str, path: str | Path) -> Path:
             pts = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
             if pts:
                 metric_ax.plot(*zip(*pts), "o--", color=colours(n), label=f"{label} {key}")
+    best = report.get("best_epoch")
+    if isinstance(best, int) and best > 0:
+        loss_ax.axvline(best, color="grey", linestyle=":", label=f"best epoch {best}")
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel("training loss")
     metric_ax.set_ylabel("validation metric")

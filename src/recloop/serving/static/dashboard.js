@@ -248,7 +248,8 @@
     const base = (series, axes, scales) => ({
       width: width(),
       height: 160,
-      scales: Object.assign({ x: { time: true } }, scales),
+      // at least the last minute, at most the ten the server keeps
+      scales: Object.assign({ x: { time: true, range: (u, lo, hi) => (hi == null ? [0, 60] : [Math.min(lo, hi - 60), hi]) } }, scales),
       series: [{}].concat(series),
       axes: [{}].concat(axes),
       legend: { show: true, live: false },
