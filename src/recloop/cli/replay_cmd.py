@@ -9,7 +9,7 @@ from recloop.cli.plots import require_matplotlib
 from recloop.errors import InvalidInputError
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "replay",
         help="test-then-train replay of a time-ordered event log",

@@ -35,12 +35,16 @@ class Catalogue:
         self.index: pd.Index | None = None
         self.titles: np.ndarray | None = None
         self.genres: np.ndarray | None = None
-        self.lower: pd.Series | None = None
+        self.blob = ""  # every title, lower case, one a line: one str.find scans them all
+        self.starts = np.zeros(0, np.int64)  # where each title starts in blob
         if meta is not None and len(meta):
             self.index = pd.Index(meta.index.astype(str))
             if "title" in meta.columns:
                 self.titles = _strings(meta["title"])
-                self.lower = pd.Series(self.titles, dtype=object).str.lower()
+                lower = [(t or "").lower().replace("\n", " ") for t in self.titles]
+                self.blob = "\n".join(lower)
+                lengths = np.fromiter((len(t) + 1 for t in lower), np.int64, len(lower))
+                self.starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
             if "genres" in meta.columns:
                 self.genres = _strings(meta["genres"])
 
@@ -67,13 +71,27 @@ class Catalogue:
         ids: list[str] = []
         if self.rec.knows_item(q):
             ids.append(q)
-        if self.lower is not None and self.index is not None:
-            hits = np.flatnonzero(self.lower.str.contains(q.lower(), regex=False).to_numpy())
-            for p in hits[: limit + 1].tolist():
+        if self.titles is not None and self.index is not None:
+            for p in self._title_rows(q.lower(), limit + 1):
                 iid = str(self.index[p])
                 if iid != q:
                     ids.append(iid)
         return self.describe(ids[:limit])
+
+    def _title_rows(self, q: str, limit: int) -> list[int]:
+        """Rows of the first ``limit`` titles containing ``q`` (lower case), in table order."""
+        rows: list[int] = []
+        if not q or "\n" in q:
+            return rows
+        blob, starts = self.blob, self.starts
+        at = blob.find(q)
+        while at >= 0 and len(rows) < limit:
+            row = int(np.searchsorted(starts, at, side="right")) - 1
+            rows.append(row)
+            if row + 1 >= len(starts):
+                break
+            at = blob.find(q, int(starts[row + 1]))
+        return rows
 
     def search_users(self, q: str, limit: int) -> list[dict[str, Any]]:
         """Users whose id is ``q`` or starts with it (shortest first), then users who rated
@@ -83,7 +101,7 @@ class Catalogue:
         matches = [u for u in ids if u.startswith(q)]
         for uid in heapq.nsmallest(limit, matches, key=lambda u: (len(u), u)):
             out.append({"user_id": uid, "match": "id"})
-        if len(out) < limit and self.lower is not None and len(q) >= 2:
+        if len(out) < limit and self.titles is not None and len(q) >= 2:
             taken = {u["user_id"] for u in out}
             for item in self.search_items(q, TITLE_MATCHES):
                 if item["item_id"] == q:

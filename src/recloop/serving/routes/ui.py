@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from recloop.events import MAX_ID_LENGTH, parse_id
@@ -158,12 +159,14 @@ def router(state: ServingState) -> APIRouter:
     max_k = min(state.settings.max_k, 100)
     catalogues: dict[int, Catalogue] = {}
 
-    def catalogue() -> Catalogue:
+    async def catalogue() -> Catalogue:
         rec = state.engine()
         cat = catalogues.get(id(rec))
         if cat is None or cat.rec is not rec:  # a reload serves a new recommender
+            # a million titles take about a second to read: off the event loop
+            cat = await run_in_threadpool(Catalogue, rec)
             catalogues.clear()
-            cat = catalogues[id(rec)] = Catalogue(rec)
+            catalogues[id(rec)] = cat
         return cat
 
     @r.get("/ui", include_in_schema=False)
@@ -240,7 +243,9 @@ def router(state: ServingState) -> APIRouter:
         state.keys.require(request, write=False)
         q = _q(request)
         limit = query_int(request, "limit", 20, 1, 100)
-        return OrjsonResponse({"q": q, "users": catalogue().search_users(q, limit)})
+        cat = await catalogue()
+        users = await run_in_threadpool(cat.search_users, q, limit)  # scans every id
+        return OrjsonResponse({"q": q, "users": users})
 
     @r.get(
         "/ui/api/items",
@@ -254,7 +259,9 @@ def router(state: ServingState) -> APIRouter:
         state.keys.require(request, write=False)
         q = _q(request)
         limit = query_int(request, "limit", 20, 1, 100)
-        return OrjsonResponse({"q": q, "items": catalogue().search_items(q, limit)})
+        cat = await catalogue()
+        items = await run_in_threadpool(cat.search_items, q, limit)  # scans every title
+        return OrjsonResponse({"q": q, "items": items})
 
     @r.get(
         "/ui/api/users/{user_id}",
@@ -287,7 +294,7 @@ def router(state: ServingState) -> APIRouter:
         uid = parse_id(user_id, "user_id")
         k = query_int(request, "k", 10, 1, max_k)
         n_hist = query_int(request, "history", 20, 0, MAX_HISTORY)
-        cat = catalogue()
+        cat = await catalogue()
         rec = cat.rec
         retriever = state.retriever
         top = (
