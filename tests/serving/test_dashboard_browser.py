@@ -162,6 +162,18 @@ def post_event(base: str, event: dict[str, Any]) -> Any:
         return json.loads(r.read())
 
 
+def traffic(base: str, seconds: float) -> None:
+    """Other users browse and click for ``seconds``: most clicks on an item just served."""
+    end, n = time.monotonic() + seconds, 0
+    while time.monotonic() < end:
+        user = 20 + n % 30
+        served = get_json(f"{base}/recommend?user_id={user}&k=10")["items"]
+        item = served[n % 10]["item_id"] if n % 4 else str(n % 80)
+        post_event(base, {"user_id": user, "item_id": item, "type": "click"})
+        n += 1
+        time.sleep(0.05 + 0.1 * (n % 7 == 0))
+
+
 def rec_ids(page: Any) -> list[str]:
     return page.eval_on_selector_all(
         "#recs li[data-item-id]", "els => els.map(e => e.dataset.itemId)"
@@ -237,7 +249,7 @@ def test_click_changes_the_list_history_and_live_panel(server: str, browser: Any
         )
         assert page.inner_text("#f-hit") != "–"  # the click was on a served item: a hit
         if os.environ.get("RECLOOP_SCREENSHOT"):
-            page.wait_for_timeout(1500)  # a few more points on the charts
+            traffic(server, seconds=20)  # something for the charts to show
             page.screenshot(path=os.environ["RECLOOP_SCREENSHOT"], full_page=True)
         assert p.errors == []
 

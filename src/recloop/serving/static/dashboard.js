@@ -251,7 +251,7 @@
       // at least the last minute, at most the ten the server keeps
       scales: Object.assign({ x: { time: true, range: (u, lo, hi) => (hi == null ? [0, 60] : [Math.min(lo, hi - 60), hi]) } }, scales),
       series: [{}].concat(series),
-      axes: [{}].concat(axes),
+      axes: [{ space: 70, values: (u, ticks) => ticks.map((t) => new Date(t * 1000).toLocaleTimeString()) }].concat(axes),
       legend: { show: true, live: false },
       cursor: { show: true },
     });
@@ -279,10 +279,14 @@
       [[], [], []],
       $("chart-latency"),
     );
-    window.addEventListener("resize", () => {
-      activity.setSize({ width: width(), height: 160 });
-      latency.setSize({ width: width(), height: 160 });
-    });
+    let lastWidth = width();
+    new ResizeObserver(() => {
+      const w = width();
+      if (w === lastWidth) return;
+      lastWidth = w;
+      activity.setSize({ width: w, height: 160 });
+      latency.setSize({ width: w, height: 160 });
+    }).observe($("chart-activity").parentElement);
     return { activity, latency };
   }
 
