@@ -3,6 +3,7 @@ a real Chromium by test_dashboard_browser.py)."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -176,3 +177,34 @@ def test_openapi_documents_the_dashboard_api(client):
     assert "/ui" not in paths
     params = {p["name"] for p in paths["/ui/api/users"]["get"]["parameters"]}
     assert params == {"q", "limit"}
+
+
+def initial_view(html: str) -> dict | None:
+    m = re.search(r'<script id="initial-view" type="application/json">(.*?)</script>', html, re.S)
+    return json.loads(m.group(1)) if m else None
+
+
+def test_ui_with_a_user_id_carries_the_view_in_the_page(ui):
+    view = initial_view(ui.get("/ui", params={"user_id": "3"}).text)
+    assert view is not None and view["user_id"] == "3"
+    assert view["items"] == ui.get("/ui/api/users/3").json()["items"]
+    assert initial_view(ui.get("/ui").text) is None
+    assert initial_view(ui.get("/ui", params={"user_id": "x" * 300}).text) is None
+
+
+def test_the_embedded_view_cannot_close_its_script(make_client, rec):
+    df = synthetic()
+    ids = sorted(df["item_id"].unique())
+    items = pd.DataFrame(
+        {"title": ["</script><script>alert(1)</script>"] * len(ids)},
+        index=pd.Index([str(i) for i in ids], name="item_id"),
+    )
+    client = make_client(engine=Recommender(model="popularity").fit(df, items=items))
+    html = client.get("/ui", params={"user_id": "3"}).text
+    assert "<script>alert" not in html
+    assert initial_view(html)["items"][0]["title"] == "</script><script>alert(1)</script>"
+
+
+def test_no_view_in_the_page_when_reads_need_a_key(make_client, rec):
+    client = make_client(engine=rec, api_keys="k1", read_requires_key=True)
+    assert initial_view(client.get("/ui", params={"user_id": "3"}).text) is None

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from recloop.errors import RecloopError
 from recloop.events import MAX_ID_LENGTH, parse_id
 from recloop.serving.catalogue import Catalogue
 from recloop.serving.errors import ApiError
@@ -170,8 +172,23 @@ def router(state: ServingState) -> APIRouter:
         return cat
 
     @r.get("/ui", include_in_schema=False)
-    async def ui() -> Response:
-        return Response(page, media_type="text/html; charset=utf-8", headers=_NO_CACHE)
+    async def ui(request: Request) -> Response:
+        # /ui?user_id=ID carries that user's view in the page, so the list is in the document
+        # by its load event (no second request); with read keys the page fetches it instead
+        body = page
+        raw = request.query_params.get("user_id")
+        if raw and state.rec is not None and not state.keys.read_requires_key:
+            try:
+                view = await view_of(parse_id(raw.strip(), "user_id"), 10, 20)
+            except RecloopError:
+                view = None
+            if view is not None:
+                data = orjson.dumps(view).replace(b"<", b"\\u003c").replace(b">", b"\\u003e")
+                body = page.replace(
+                    _INITIAL,
+                    b'<script id="initial-view" type="application/json">' + data + b"</script>",
+                )
+        return Response(body, media_type="text/html; charset=utf-8", headers=_NO_CACHE)
 
     @r.get("/ui/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
@@ -294,6 +311,9 @@ def router(state: ServingState) -> APIRouter:
         uid = parse_id(user_id, "user_id")
         k = query_int(request, "k", 10, 1, max_k)
         n_hist = query_int(request, "history", 20, 0, MAX_HISTORY)
+        return OrjsonResponse(await view_of(uid, k, n_hist))
+
+    async def view_of(uid: str, k: int, n_hist: int) -> dict[str, Any]:
         cat = await catalogue()
         rec = cat.rec
         retriever = state.retriever
@@ -311,19 +331,18 @@ def router(state: ServingState) -> APIRouter:
         for row, (_, score) in zip(items, top):
             row["score"] = score
         figures = state.figures()
-        return OrjsonResponse(
-            {
-                "user_id": uid,
-                "known": rec.knows_user(uid),
-                "history_total": len(history),
-                "history": cat.describe(recent),
-                "items": items,
-                "model_version": int(figures.get("model_version", 0)),
-                "events_applied": int(figures.get("events_applied", 0)),
-            }
-        )
+        return {
+            "user_id": uid,
+            "known": rec.knows_user(uid),
+            "history_total": len(history),
+            "history": cat.describe(recent),
+            "items": items,
+            "model_version": int(figures.get("model_version", 0)),
+            "events_applied": int(figures.get("events_applied", 0)),
+        }
 
     return r
 
 
 _NO_CACHE = {"Cache-Control": "no-cache"}
+_INITIAL = b"<!-- initial-view -->"

@@ -134,7 +134,10 @@
   }
 
   async function openUser(uid, focusHeading) {
-    const view = await api("/ui/api/users/" + encodeURIComponent(uid) + "?k=10&history=20");
+    return showView(await api("/ui/api/users/" + encodeURIComponent(uid) + "?k=10&history=20"), focusHeading);
+  }
+
+  function showView(view, focusHeading) {
     if (state.user !== view.user_id) {
       state.user = view.user_id;
       state.ranks = new Map();
@@ -330,12 +333,17 @@
 
   // ------------------------------------------------------------------ start
   const start = new URL(window.location.href).searchParams.get("user_id");
+  const initial = $("initial-view");
   if (start) {
     $("search").value = start;
-    openUser(start, false).catch((err) => {
-      $("user").hidden = false;
-      setStatus(explain(err), true);
-    });
+    if (initial) {
+      showView(JSON.parse(initial.textContent), false); // the server put it in the page
+    } else {
+      openUser(start, false).catch((err) => {
+        $("user").hidden = false;
+        setStatus(explain(err), true);
+      });
+    }
   }
   pollStats();
 })();
