@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from recloop import Recommender
+from recloop.events import FeedbackMapping
 from recloop.serving.live import LiveStats
 from synthdata import synthetic
 
@@ -95,10 +96,17 @@ def test_live_stats_bounds_what_it_keeps():
     live = LiveStats(served_capacity=2, hit_window=3, rate_seconds=10, clock=lambda: now[0])
     for u in ("a", "b", "c"):
         live.served(u, [f"{u}{n}" for n in range(12)])
-    live.record([("a", "a0", True), ("b", "b9", True), ("b", "b10", True), ("c", "c0", True)])
+    fb = FeedbackMapping()
+    live.record_events(
+        [
+            {"user_id": u, "item_id": i}
+            for u, i in (("a", "a0"), ("b", "b9"), ("b", "b10"), ("c", "c0"))
+        ],
+        fb,
+    )
     assert live.hit_window_events() == 3  # "a" was dropped: the least recently served
     assert live.hit_rate() == pytest.approx(2 / 3)  # b10 is past the top-10
-    live.record([("c", "x", True)] * 5)
+    live.record_events([{"user_id": "c", "item_id": "x", "type": "purchase"}] * 5, fb)
     assert live.hit_rate() == 0.0 and live.hit_window_events() == 3
     live.count(30)
     now[0] += 20

@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(settings.threads)
     rec = Recommender.load(settings.model_path)
     log.info("loaded %s: %d users, %d items", rec.model_name, rec.n_users, rec.n_items)
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    print(f"dashboard: http://{host}:{settings.port}/ui   API docs: /docs", flush=True)
     serve(create_app(settings, rec), settings)
     return 0
 

@@ -14,7 +14,11 @@ Examples
 --------
 >>> live = LiveStats(clock=lambda: 100.0)
 >>> live.served("u1", ["a", "b"])
->>> live.record([("u1", "a", True), ("u1", "z", True), ("u2", "a", True)])
+>>> live.record_events(
+...     [{"user_id": "u1", "item_id": "a"}, {"user_id": "u1", "item_id": "z", "type": "view"},
+...      {"user_id": "u1", "item_id": "b", "type": "skip"}, {"user_id": "u2", "item_id": "a"}],
+...     FeedbackMapping(),
+... )
 >>> live.hit_rate(), live.hit_window_events()
 (0.5, 2)
 """
@@ -24,7 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from recloop.events import FeedbackMapping, parse_id
@@ -96,15 +100,27 @@ class LiveStats:
         """Whether any user has a served list (if not, events need no hit check)."""
         return bool(self._served)
 
-    def record(self, events: Iterable[tuple[str, str, bool]]) -> None:
-        """Count hits among ``(user_id, item_id, positive)`` events (ids parsed)."""
+    def record_events(self, events: Sequence[Any], feedback: FeedbackMapping) -> None:
+        """Count hits among event objects that ``Recommender.update`` has accepted (so every
+        id and type is valid); positive as ``FeedbackMapping.is_positive``."""
+        positive: dict[Any, bool] = {}
         with self._lock:
             served, hits = self._served, self._hits
-            for user_id, item_id, positive in events:
-                if positive:
-                    top = served.get(user_id)
-                    if top is not None:
-                        hits.append(item_id in top)
+            for ev in events:
+                u = ev["user_id"]
+                top = served.get(u if type(u) is str else _id(u, "user_id"))
+                if top is None:
+                    continue
+                kind = ev.get("type")
+                if kind is None:
+                    kind = ev.get("event", "click")
+                pos = positive.get(kind)
+                if pos is None:
+                    sig = feedback.signals.get(kind)
+                    pos = positive[kind] = sig is not None and (sig.label > 0.5 or kind == "rating")
+                if pos:
+                    i = ev["item_id"]
+                    hits.append((i if type(i) is str else _id(i, "item_id")) in top)
 
     def hit_rate(self) -> float | None:
         """Share of the recent counted events that were hits; ``None`` before any."""
@@ -133,25 +149,5 @@ class LiveStats:
             return list(series)
 
 
-def event_triples(events: Sequence[Any], feedback: FeedbackMapping) -> list[tuple[str, str, bool]]:
-    """``(user_id, item_id, positive)`` of events that ``Recommender.update`` has accepted
-    (so every id and type is valid); ``positive`` as ``FeedbackMapping.is_positive``."""
-    positive: dict[str, bool] = {}
-    out = []
-    for ev in events:
-        kind = ev.get("type")
-        if kind is None:
-            kind = ev.get("event", "click")
-        pos = positive.get(kind)
-        if pos is None:
-            sig = feedback.signals.get(kind)
-            pos = positive[kind] = sig is not None and (sig.label > 0.5 or kind == "rating")
-        u, i = ev["user_id"], ev["item_id"]
-        out.append(
-            (
-                u if type(u) is str else parse_id(u, "user_id"),
-                i if type(i) is str else parse_id(i, "item_id"),
-                pos,
-            )
-        )
-    return out
+def _id(value: Any, field: str) -> str:
+    return str(value) if type(value) is int else parse_id(value, field)

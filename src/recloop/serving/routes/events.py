@@ -10,7 +10,6 @@ from starlette.responses import Response
 
 from recloop.serving.errors import ApiError
 from recloop.serving.inputs import check_id_number, check_object, read_json
-from recloop.serving.live import event_triples
 from recloop.serving.responses import OrjsonResponse
 from recloop.serving.schemas import ERRORS, EventsAck, json_body
 from recloop.serving.state import ServingState
@@ -80,8 +79,8 @@ def router(state: ServingState) -> APIRouter:
         state.metrics.events.inc(applied)
         state.live.count(applied)
         if state.live.watching():  # the online hit rate: were these items just served?
-            state.live.record(
-                event_triples(payload if isinstance(payload, list) else [payload], rec.feedback)
+            state.live.record_events(
+                payload if isinstance(payload, list) else [payload], rec.feedback
             )
         return OrjsonResponse(
             {
