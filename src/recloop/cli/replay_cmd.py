@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from recloop.cli.common import load_data, print_json, set_threads, table
 from recloop.cli.plots import require_matplotlib
@@ -69,9 +70,7 @@ def run_replay(args: argparse.Namespace) -> int:
         for mode in modes:
             results.append(
                 replay(
-                    lambda model=model: Recommender(
-                        model=model, seed=args.seed, threads=args.threads
-                    ),
+                    partial(Recommender, model=model, seed=args.seed, threads=args.threads),
                     ds.interactions,
                     mode=mode,
                     history_fraction=args.history,

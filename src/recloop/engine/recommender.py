@@ -636,15 +636,10 @@ class Recommender:
         """Whether ``item_id`` has a row."""
         return parse_id(item_id, "item_id") in self.items_
 
-    def user_ids(self, start: int = 0) -> list[str]:
-        """User ids in the order the engine first saw them, from the ``start``-th on."""
+    def user_ids(self) -> list[str]:
+        """Every user id, in the order the engine first saw them (a copy)."""
         with self._lock:
-            return self.users_.to_list()[start:] if start else self.users_.to_list()
-
-    def item_ids(self, start: int = 0) -> list[str]:
-        """Item ids in the order the engine first saw them, from the ``start``-th on."""
-        with self._lock:
-            return self.items_.to_list()[start:] if start else self.items_.to_list()
+            return self.users_.to_list()
 
     def item_metadata(self) -> pd.DataFrame | None:
         """The item table given to ``fit(items=...)`` (indexed by ``item_id``: ``title``,
