@@ -115,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         "no --data-dir: events are kept in memory only and lost when the process stops "
         "(pass --data-dir DATA to log them durably)"
     )
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    print(f"dashboard: http://{host}:{settings.port}/ui   API docs: /docs", flush=True)
     serve(create_app(settings, rec), settings)
     return 0
 

@@ -600,6 +600,48 @@ class Recommender:
                 + self.recent_.values.nbytes,
             }
 
+    def knows_user(self, user_id: object) -> bool:
+        """Whether ``user_id`` has a row (it was in the fit or has sent an event)."""
+        return parse_id(user_id, "user_id") in self.users_
+
+    def knows_item(self, item_id: object) -> bool:
+        """Whether ``item_id`` has a row."""
+        return parse_id(item_id, "item_id") in self.items_
+
+    def user_ids(self) -> list[str]:
+        """Every user id, in the order the engine first saw them (a copy)."""
+        with self._lock:
+            return self.users_.to_list()
+
+    def item_metadata(self) -> pd.DataFrame | None:
+        """The item table given to ``fit(items=...)`` (indexed by ``item_id``: ``title``,
+        ``genres``...), or ``None``."""
+        return self.items_meta_
+
+    def users_with_item(self, item_id: object, limit: int = 20) -> list[str]:
+        """Up to ``limit`` users who interacted with ``item_id`` (positively or not), in the
+        order the engine first saw them; empty for an unknown item.
+
+        The scan takes the state lock one block of users at a time, so ``update`` waits for
+        at most one block.
+        """
+        iidx = self.items_.get(parse_id(item_id, "item_id"))
+        out: list[str] = []
+        if iidx < 0 or limit < 1:
+            return out
+        block = 50_000
+        start = 0
+        while len(out) < limit:
+            with self._lock:
+                state = self.user_state_
+                stop = min(start + block, len(state))
+                hits = [u for u in range(start, stop) if iidx in state.seen_unsorted(u)]
+                out.extend(self.users_.ids(hits[: limit - len(out)]))
+            if stop - start < block:
+                break
+            start = stop
+        return out
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write a snapshot folder (``meta.json`` + ``state.pt``), atomically replacing ``path``."""

@@ -94,6 +94,24 @@ class _EngineCollector(Collector):
             "Online steps in the latency window",
             value=float(len(steps)),
         )
+        for name, doc in (
+            ("log_offset", "The event log's offset of the last event applied"),
+            ("log_lag", "Events in the log not yet applied"),
+        ):
+            if name in f:  # only with a durable event log
+                yield GaugeMetricFamily(f"recloop_{name}", doc, value=float(f[name]))
+        rate = f.get("online_hit_rate")
+        yield GaugeMetricFamily(
+            "recloop_online_hit_rate",
+            "Share of recent positive events whose item was in the top-10 last served to"
+            " that user (NaN before any)",
+            value=float("nan") if rate is None else float(rate),
+        )
+        yield GaugeMetricFamily(
+            "recloop_online_hit_window_events",
+            "Events the online hit rate is computed over",
+            value=float(f.get("online_hit_window_events", 0)),
+        )
 
 
 class MetricsMiddleware:

@@ -17,6 +17,7 @@ from recloop.engine.durable import Durable
 from recloop.serving.auth import KeyChecker
 from recloop.serving.batching import Batcher
 from recloop.serving.errors import ApiError
+from recloop.serving.live import LiveStats
 from recloop.serving.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class ServingState:
         self.settings = settings
         self.keys = KeyChecker(settings.key_bytes(), settings.read_requires_key)
         self.metrics = ServingMetrics()
+        self.live = LiveStats()
         self.admin_lock = threading.Lock()
         self.batcher = Batcher() if settings.micro_batching else None
         self.rec: Recommender | None = None
@@ -106,7 +108,13 @@ class ServingState:
         rec = self.rec
         if rec is None:
             return {}
+        durable = self.durable
+        log_figures: dict[str, Any] = {}
+        if durable is not None:  # the dashboard shows these only where a log exists
+            applied = rec.log_offset
+            log_figures = {"log_offset": applied, "log_lag": durable.log.last_offset() - applied}
         return {
+            **log_figures,
             "model_version": rec.model_version,
             "events_applied": rec.events_applied,
             "users": rec.n_users,
@@ -114,6 +122,8 @@ class ServingState:
             "retrieval_index_items": rec.retrieval_info()["items"],
             **rec.memory_status(),
             "update_latency_ms": rec.learner_status().step_ms,
+            "online_hit_rate": self.live.hit_rate(),
+            "online_hit_window_events": self.live.hit_window_events(),
         }
 
     def close(self) -> None:

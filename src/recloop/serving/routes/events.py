@@ -89,6 +89,11 @@ def router(state: ServingState) -> APIRouter:
         else:
             applied = rec.update(payload)
         state.metrics.events.inc(applied)
+        state.live.count(applied)
+        if state.live.watching():  # the online hit rate: were these items just served?
+            state.live.record_events(
+                payload if isinstance(payload, list) else [payload], rec.feedback
+            )
         return OrjsonResponse(
             {
                 "accepted": applied,

@@ -69,6 +69,7 @@ def router(state: ServingState) -> APIRouter:
             top = await state.batcher.submit(Job("recommend", rec, user_id, k, exclude_seen))
         else:
             top = rec.recommend_with_scores(user_id, k, exclude_seen)
+        state.live.served(user_id, [i for i, _ in top[:10]])
         return OrjsonResponse(
             {
                 "user_id": user_id,
