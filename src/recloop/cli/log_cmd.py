@@ -18,7 +18,7 @@ from recloop.cli.common import print_json
 from recloop.errors import InvalidInputError
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "log",
         help="inspect or export the event log",
