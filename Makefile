@@ -8,9 +8,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo lint test bench-deps bench contract clean
+.PHONY: setup browser demo dashboard lint test bench-deps bench contract clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# the dashboard's browser tests drive Debian's chromium with Playwright (whose own browser
+# download cannot run here); installed once, as root (as CI runs)
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=600 chromium; \
+	  else echo "chromium is missing: 'sudo apt-get install chromium' enables the browser tests"; fi; }
 
 # torch==2.13.0 in the same pip command as the project keeps pip on the CPU wheel
 # (an unpinned torch resolves to a multi-GB CUDA build); the project itself asks torch>=2.3.
@@ -22,6 +30,10 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(BIN)/recloop demo
+
+# fit the dashboard's model on MovieLens-100K once (runs/dashboard), serve it, print the URL
+dashboard: setup
+	$(BIN)/recloop demo --serve
 
 # ruff (lint + format) and mypy; `make test` runs it first, so CI does too
 lint: setup

@@ -6,7 +6,7 @@
   y=1 and one uniformly sampled item as y=0 (it is a rating model; without negatives it
   predicts a constant).
 - ``Cooccurrence``: online item-to-item co-occurrence over the user's recent items, the
-  strongest outside system the issue measured.
+  strongest outside system on the streaming replay.
 - ``ImplicitALS``: implicit's ALS (PyPI ``implicit``), batch only, for the offline table.
 """
 

@@ -49,6 +49,7 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "max_k": (1, MAX_K_LIMIT),
     "faiss_threshold": (0, 1 << 40),
     "faiss_nprobe": (1, 1 << 20),
+    "max_users": (0, 1 << 40),
     "workers": (1, 64),
     "threads": (1, 256),
     "snapshot_every_events": (0, 1 << 40),
@@ -72,6 +73,9 @@ class Settings(BaseModel):
     faiss_threshold : catalogue size above which ``/recommend`` retrieves candidates with
         a faiss index (dot-product models only) before exact re-ranking
     faiss_nprobe : inverted lists the faiss index visits per query (recall against speed)
+    max_users : most users whose state the engine holds (0: no bound); past it the least
+        recently active users are evicted and start over as new users
+        (``Recommender.limit_users``)
     micro_batching : score concurrent ``/recommend`` and ``/predict`` requests together in
         one model call, off the event loop (off: each request calls the engine inline)
     log_level : the server's log level
@@ -101,6 +105,7 @@ class Settings(BaseModel):
     max_k: int = MAX_K_LIMIT
     faiss_threshold: int = 100_000
     faiss_nprobe: int = 48
+    max_users: int = 0
     micro_batching: bool = True
     log_level: LogLevel = "info"
     access_log: bool = False

@@ -47,6 +47,26 @@ class UnknownModelError(RecloopError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class UnknownIdError(RecloopError, KeyError):
+    """An id the recommender does not know, where a known one is required.
+
+    Parameters
+    ----------
+    field
+        Name of the offending field (``"item_id"``).
+    message
+        Which id is unknown.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return f"{self.field}: {self.message}"
+
+
 class StorageError(RecloopError):
     """The event log or the snapshot store cannot do what was asked (a full disk, a
     read-only folder, a server gone, a corrupt file); nothing was acknowledged."""

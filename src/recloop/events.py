@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import numbers
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -527,7 +527,7 @@ def parse_event_columns(
     now: float | None = None
     for n, obj in enumerate(objs):
         if type(obj) is dict and obj.keys() <= keys_ok:
-            get = obj.get
+            get: Callable[[str], Any] = obj.get  # values are checked below, field by field
             u, i, kind, v, ts = (
                 get("user_id"),
                 get("item_id"),

@@ -97,7 +97,7 @@ def queued(rec: Recommender) -> list[tuple]:
 
 
 def reference(before: dict, events: list[Event], rec: Recommender) -> tuple[dict, list[tuple]]:
-    """What applying the events one at a time did (the engine's per-event code before the batch path)."""
+    """What applying the events one at a time gives: a per-event reference for the batch path."""
     s = {k: (list(v) if isinstance(v, list) else v) for k, v in before.items()}
     s["sequences"] = [list(x) for x in before["sequences"]]
     s["seen"] = [set(x) for x in before["seen"]]

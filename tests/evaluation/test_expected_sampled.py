@@ -71,3 +71,26 @@ def test_full_protocol_reports_what_sampled_draws_average_to():
     # 60 draws of 40 users: the mean of draws sits within a few standard errors of the expectation
     assert abs(np.mean(draws) - expected) < 4 * np.std(draws) / np.sqrt(len(draws)) + 1e-9
     assert 0.0 < expected < 1.0
+
+
+def test_sampled_protocol_ranks_among_what_is_left_when_few_items_are_unseen():
+    """A user who has seen all but a few items is ranked among those (the draw of 100
+    negatives cannot be filled, and must not loop)."""
+    import pandas as pd
+
+    from recloop.evaluation.protocols import evaluate
+
+    items = [f"i{n}" for n in range(6)]
+    # the catalogue is every item of train and test: another user brings i4 and i5
+    train = pd.DataFrame({"user_id": ["u"] * 3 + ["v"] * 2, "item_id": items[:3] + items[4:]})
+    test = pd.DataFrame({"user_id": ["u"], "item_id": [items[3]]})
+    asked: list[list[str]] = []
+
+    class Scorer:
+        def score(self, user_id: object, item_ids: list[str]) -> np.ndarray:
+            asked.append(list(item_ids))
+            return np.array([1.0 if i == "i5" else 0.5 if i == "i3" else 0.0 for i in item_ids])
+
+    out = evaluate(Scorer(), train, test, protocol="sampled", k=1, n_negatives=100)
+    assert sorted(asked[0][1:]) == ["i4", "i5"]  # every unseen item but the held-out one
+    assert out["hr@1"] == 0.0  # i5 outranks the held-out i3

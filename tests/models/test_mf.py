@@ -14,8 +14,8 @@ import torch
 from recloop import Recommender
 from recloop.errors import ConfigError
 from recloop.models import OnlineBatch, create
+from recloop.models._factors import Recency, RecencyFactors, fold_in_gram, ridge_fold_in
 from recloop.models.base import Prefixes
-from recloop.models.mf import Recency, RecencyFactors, fold_in_gram, ridge_fold_in
 
 MODELS = ["mf", "lightgcn"]
 
@@ -280,7 +280,7 @@ def _autograd_learn(
 
 @pytest.mark.parametrize("name", MODELS)
 def test_learn_takes_the_step_autograd_would(fitted: dict[str, Recommender], name: str) -> None:
-    from recloop.models.mf import new_optimizers
+    from recloop.models._factors import new_optimizers
 
     rec = fitted[name]
     src = _factors(rec)

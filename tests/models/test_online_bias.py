@@ -1,7 +1,10 @@
-"""``OnlineBias``: its step is SGD on the masked softmax log-likelihood, and served rows are
-remembered once, within a byte budget."""
+"""``OnlineBias``: its step is SGD on the masked softmax log-likelihood. ``WithOnlineBias``:
+served rows are kept once, within a byte budget, and any model takes the offset."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recloop.errors import ConfigError
-from recloop.models.online_bias import OnlineBias
+from recloop.models.base import FitOptions, RecModel, TrainData
+from recloop.models.online_bias import OnlineBias, WithOnlineBias
+from recloop.online import OnlineConfig
 
 
 @st.composite
@@ -81,31 +86,94 @@ def test_growing_adds_zero_offsets_and_scores_get_them_added() -> None:
     assert bias.add_to(np.ones((1, 3), np.float32)).tolist() == [[0.75, 1.25, 1.0]]
 
 
+class _Fixed(RecModel):
+    """Zero scores over ``n_items`` items, no parameter steps: served rows stay valid."""
+
+    name = "fixed"
+
+    def __init__(self, n_items: int) -> None:
+        super().__init__(0)
+        self.n_items_ = n_items
+
+    def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:
+        return {}
+
+    def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+        return np.zeros((len(user_idx), self.n_items_), np.float32)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {}
+
+    def get_state(self) -> dict[str, Any]:
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def _hist(*lengths: int) -> list[np.ndarray]:
+    return [np.arange(n, dtype=np.int64) for n in lengths]
+
+
 def test_served_rows_are_recalled_once_by_user_and_history_length() -> None:
-    bias = OnlineBias(0.1, 3)
+    model = WithOnlineBias(_Fixed(3), 0.1)
     rows = np.arange(6, dtype=np.float32).reshape(2, 3)
-    bias.remember(np.array([7, 8]), [2, 5], rows)
-    rows[:] = -1  # remembered as copies
-    assert bias.recall(7, 3, 3) is None  # another history length: another state
-    np.testing.assert_array_equal(bias.recall(7, 2, 3), [0, 1, 2])  # type: ignore[arg-type]
-    assert bias.recall(7, 2, 3) is None  # once
-    assert bias.recall(8, 5, 4) is None  # items grew since: the row is stale
+    model.served(np.array([7, 8]), _hist(2, 5), rows)
+    rows[:] = -1  # kept as copies
+    assert model._recall(7, 3, 3) is None  # another history length: another state
+    np.testing.assert_array_equal(model._recall(7, 2, 3), [0, 1, 2])  # type: ignore[arg-type]
+    assert model._recall(7, 2, 3) is None  # once
+    assert model._recall(8, 5, 4) is None  # items grew since: the row is stale
 
 
-def test_remembering_is_bounded_and_only_for_requests_while_learning() -> None:
-    bias = OnlineBias(0.1, 4, cache_bytes=3 * 4 * 4)  # room for 3 rows of 4 items
+def test_a_row_served_before_a_step_gets_the_offset_as_it_is_now() -> None:
+    model = WithOnlineBias(_Fixed(3), 0.5)
+    model.served(np.array([1]), _hist(2), model.score(np.array([1]), _hist(2)))
+    model.bias.step(np.zeros((1, 3), np.float32), np.array([2]), [np.array([0])])
+    np.testing.assert_allclose(model._recall(1, 2, 3), model.bias.value)  # type: ignore[arg-type]
+
+
+def test_serving_is_kept_bounded_and_only_for_requests_while_learning() -> None:
+    model = WithOnlineBias(_Fixed(4), 0.1, cache_bytes=3 * 4 * 4)  # room for 3 rows of 4 items
     for u in range(5):
-        bias.remember(np.array([u]), [1], np.zeros((1, 4), np.float32))
-    assert [bias.recall(u, 1, 4) is not None for u in range(5)] == [False, False, True, True, True]
-    bias.remember(
-        np.arange(OnlineBias.REMEMBER_ROWS + 1),
-        [1] * (OnlineBias.REMEMBER_ROWS + 1),
-        np.zeros((OnlineBias.REMEMBER_ROWS + 1, 4), np.float32),
-    )  # an evaluation's batch
-    assert bias.recall(0, 1, 4) is None
-    off = OnlineBias(0.0, 4)
-    off.remember(np.array([0]), [1], np.zeros((1, 4), np.float32))
-    assert off.recall(0, 1, 4) is None
+        model.served(np.array([u]), _hist(1), np.zeros((1, 4), np.float32))
+    assert [model._recall(u, 1, 4) is not None for u in range(5)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+    n = WithOnlineBias.SERVED_ROWS + 1
+    model.served(np.arange(n), _hist(*[1] * n), np.zeros((n, 4), np.float32))  # an evaluation
+    assert model._recall(0, 1, 4) is None
+    off = WithOnlineBias(_Fixed(4), 0.0)
+    off.served(np.array([0]), _hist(1), np.zeros((1, 4), np.float32))
+    assert off._recall(0, 1, 4) is None
+
+
+def test_any_model_takes_the_offset_and_keeps_it_through_a_snapshot(tmp_path: Any) -> None:
+    """``online_bias_lr`` wraps a model that has no offset of its own (here ``mf``)."""
+    from recloop import Recommender
+    from synthdata import synthetic
+
+    df = synthetic()
+    rec = Recommender(
+        model="mf", seed=0, online_bias_lr=0.05, epochs=2, online=OnlineConfig(background=False)
+    ).fit(df)
+    assert isinstance(rec.model_, WithOnlineBias) and rec.model_.name == "mf"
+    users = sorted(df.user_id.astype(str).unique())[:20]
+    items = sorted(df.item_id.astype(str).unique())
+    rec.update(
+        [{"user_id": u, "item_id": items[k % 5], "timestamp": 2e9 + k} for k, u in enumerate(users)]
+    )
+    rec.flush()
+    assert np.abs(rec.model_.bias.value).max() > 1e-3
+    rec.save(tmp_path / "m")
+    back = Recommender.load(tmp_path / "m")
+    assert isinstance(back.model_, WithOnlineBias)
+    np.testing.assert_array_equal(back.model_.bias.value, rec.model_.bias.value)
+    np.testing.assert_allclose(back.score_all(users[0])[1], rec.score_all(users[0])[1], rtol=1e-6)
 
 
 @pytest.mark.parametrize("bad", [-1.0, float("nan"), True, None])

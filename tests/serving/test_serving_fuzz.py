@@ -24,6 +24,10 @@ OPERATIONS = [
     ("GET", "/metrics"),
     ("POST", "/admin/snapshot"),
     ("POST", "/admin/reload"),
+    ("GET", "/ui/api/stats"),
+    ("GET", "/ui/api/users"),
+    ("GET", "/ui/api/items"),
+    ("GET", "/ui/api/users/{user_id}"),
 ]
 EXAMPLES = 40
 #: operations that take no input have no negative cases to generate
@@ -32,6 +36,7 @@ NO_INPUT = {
     ("GET", "/metrics"),
     ("POST", "/admin/snapshot"),
     ("POST", "/admin/reload"),
+    ("GET", "/ui/api/stats"),
 }
 CASES = [
     (m, p, mode)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,28 @@ def test_model_path_must_exist_for_the_cli(tmp_path: Path):
     from recloop.cli.main import main
 
     assert main(["serve", "--model", str(tmp_path / "missing"), "--port", "1"]) == 2
+
+
+@pytest.mark.parametrize("threshold, status", [(0, "faiss"), (10_000, "exact")])
+def test_app_uses_the_index_above_the_threshold(make_client, rec, threshold, status):
+    c = make_client(faiss_threshold=threshold, faiss_nprobe=10_000)
+    for _ in range(200):
+        if c.get("/health").json()["retrieval"] != "building":
+            break
+        time.sleep(0.05)
+    assert c.get("/health").json()["retrieval"] == status
+    body = c.get("/recommend", params={"user_id": 3, "k": 10}).json()
+    assert [x["item_id"] for x in body["items"]] == rec.recommend_batch(["3"], 10, exact=True)[0]
+
+
+def test_max_users_bounds_the_state_and_health_and_metrics_report_it(make_client):
+    c = make_client(max_users=50)
+    events = [{"user_id": f"n{u}", "item_id": u % 80} for u in range(200)]
+    assert c.post("/events", json={"events": events}).status_code == 200
+    health = c.get("/health").json()
+    assert health["users_resident"] == health["n_users"] <= 50
+    assert health["users_evicted"] >= 150 and health["state_bytes"] > 0
+    metrics = c.get("/metrics").text
+    for name in ("recloop_users_resident", "recloop_users_evicted", "recloop_state_bytes"):
+        assert name in metrics
+    assert f"recloop_users_resident {float(health['users_resident'])}" in metrics

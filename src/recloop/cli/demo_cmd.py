@@ -9,7 +9,7 @@ from recloop.cli.common import print_json, set_threads, table
 from recloop.errors import InvalidInputError
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
         help="fetch MovieLens-100K, fit and compare models, show recommendations and online learning",
@@ -23,10 +23,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON at the end")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="instead: fit the dashboard's model on all of MovieLens-100K unless --run holds "
+        "one, serve it and print the dashboard's URL",
+    )
+    p.add_argument(
+        "--run",
+        default="runs/dashboard",
+        metavar="DIR",
+        help="with --serve: the model folder to serve, fitted there first if it has none "
+        "(default runs/dashboard)",
+    )
+    p.add_argument(
+        "--serve-model", default="mf", help="with --serve: the model to fit (default mf)"
+    )
+    p.add_argument("--host", default=None, help="with --serve: interface (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="with --serve: port (default 8000)")
     p.set_defaults(func=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    if args.serve:
+        return serve_dashboard(args)
     from recloop import Recommender
     from recloop.data.movielens import load_movielens_100k
     from recloop.data.splits import leave_one_out
@@ -94,4 +114,49 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"  - {ds.title(iid)}")
     if args.json:
         print_json({"metrics": rows, "best": best})
+    return 0
+
+
+def serve_dashboard(args: argparse.Namespace) -> int:
+    """Fit the dashboard's model on MovieLens-100K unless ``--run`` holds one, then serve it."""
+    from pathlib import Path
+
+    from recloop import Recommender
+    from recloop.cli.serve_cmd import serve
+    from recloop.config import load_settings
+    from recloop.data.movielens import load_movielens_100k
+    from recloop.models import available
+    from recloop.serving import create_app
+
+    set_threads(args.threads)
+    settings = load_settings(model_path=args.run, host=args.host, port=args.port)
+    run = Path(args.run)
+    if (run / "meta.json").exists():
+        print(f"serving the model in {run} (delete the folder to fit a new one)", flush=True)
+        rec = Recommender.load(run)
+    else:
+        if args.serve_model not in available():
+            raise InvalidInputError(
+                "--serve-model",
+                f"unknown model {args.serve_model!r}; available: {', '.join(available())}",
+            )
+        ds = load_movielens_100k()
+        print(
+            f"fitting {args.serve_model} on all of MovieLens-100K "
+            f"({len(ds.interactions):,} ratings) for the dashboard...",
+            flush=True,
+        )
+        t0 = time.perf_counter()
+        rec = Recommender(model=args.serve_model, seed=args.seed, threads=args.threads).fit(
+            ds.interactions, items=ds.items, show_progress=not args.no_progress
+        )
+        rec.save(run)
+        print(f"fitted in {time.perf_counter() - t0:.0f}s, saved to {run}", flush=True)
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    print(
+        f"\ndashboard: http://{host}:{settings.port}/ui   (a user: /ui?user_id=1; API docs: /docs;"
+        " Ctrl-C stops)\n",
+        flush=True,
+    )
+    serve(create_app(settings, rec), settings)
     return 0

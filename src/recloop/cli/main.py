@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from recloop.errors import RecloopError
 
@@ -19,7 +20,7 @@ _COMMANDS = ("data_cmd", "train_cmd", "replay_cmd", "serve_cmd", "log_cmd", "dem
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage too)
         self.exit(2, f"recloop: error: {message}\n")
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from recloop.cli.common import load_data, print_json, set_threads, table
+from recloop.cli.plots import require_matplotlib
 from recloop.errors import InvalidInputError
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "replay",
         help="test-then-train replay of a time-ordered event log",
@@ -44,6 +46,8 @@ def run_replay(args: argparse.Namespace) -> int:
     from recloop.models import available
 
     set_threads(args.threads)
+    if args.plot:
+        require_matplotlib()
     models = [m for m in args.model.split(",") if m]
     for m in models:
         if m not in available():
@@ -66,9 +70,7 @@ def run_replay(args: argparse.Namespace) -> int:
         for mode in modes:
             results.append(
                 replay(
-                    lambda model=model: Recommender(
-                        model=model, seed=args.seed, threads=args.threads
-                    ),
+                    partial(Recommender, model=model, seed=args.seed, threads=args.threads),
                     ds.interactions,
                     mode=mode,
                     history_fraction=args.history,

@@ -71,6 +71,14 @@ def add_parser(subparsers: Any) -> None:
         choices=("debug", "info", "warning", "error", "critical"),
         help="server log level (default info)",
     )
+    p.add_argument(
+        "--max-users",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hold at most N users' state; the least recently active beyond are evicted "
+        "(default: no bound)",
+    )
     p.set_defaults(func=run)
 
 
@@ -80,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        max_users=args.max_users,
         data_dir=args.data_dir,
         log_url=args.log,
         durability=args.durability,
@@ -106,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
         "no --data-dir: events are kept in memory only and lost when the process stops "
         "(pass --data-dir DATA to log them durably)"
     )
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    print(f"dashboard: http://{host}:{settings.port}/ui   API docs: /docs", flush=True)
     serve(create_app(settings, rec), settings)
     return 0
 

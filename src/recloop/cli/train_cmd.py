@@ -6,14 +6,16 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any, Literal
 
 import pandas as pd
 
 from recloop.cli.common import load_data, parse_hyper, print_json, set_threads, table
+from recloop.cli.plots import plot_fit, plot_over_k, require_matplotlib
 from recloop.errors import InvalidInputError
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "train",
         help="fit a model on a data set and save it",
@@ -37,6 +39,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the fit report as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--plot",
+        default=None,
+        metavar="PNG",
+        help="write the loss and validation metric per epoch as a PNG (needs matplotlib)",
+    )
     p.set_defaults(func=run_train)
 
     e = sub.add_parser(
@@ -45,11 +53,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Rank each user's held-out item: 'full' among every item the user has not "
         "interacted with, 'sampled' among 100 sampled items the user never interacted with.",
     )
-    e.add_argument("run", help="run folder written by `recloop train`")
+    e.add_argument("run", nargs="+", help="run folder(s) written by `recloop train`")
     e.add_argument("--protocol", choices=["full", "sampled", "both"], default="both")
     e.add_argument("--k", type=int, default=10)
     e.add_argument("--seed", type=int, default=0, help="seed of the sampled negatives")
     e.add_argument("--json", action="store_true")
+    e.add_argument(
+        "--plot",
+        default=None,
+        metavar="PNG",
+        help="write HR@K and NDCG@K over K, one line per run, as a PNG (needs matplotlib)",
+    )
+    e.add_argument(
+        "--plot-ks",
+        default="1,2,5,10,20,50,100",
+        metavar="K,K,...",
+        help="the K values of --plot (default 1,2,5,10,20,50,100)",
+    )
     e.set_defaults(func=run_evaluate)
 
 
@@ -58,6 +78,8 @@ def run_train(args: argparse.Namespace) -> int:
     from recloop.data.splits import leave_one_out
 
     set_threads(args.threads)
+    if args.plot:
+        require_matplotlib()
     if args.epochs is not None and args.epochs < 1:
         raise InvalidInputError("--epochs", f"must be >= 1, got {args.epochs}")
     ds = load_data(args.data)
@@ -94,6 +116,10 @@ def run_train(args: argparse.Namespace) -> int:
         for k in ("epochs_run", "best_epoch", "best_valid_ndcg@10"):
             if k in report:
                 print(f"  {k}: {report[k]}")
+    if args.plot:
+        plot_fit(rec.fit_report_, args.model, args.plot)
+        if not args.json:
+            print(f"plot written to {args.plot}")
     return 0
 
 
@@ -101,29 +127,70 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from recloop import Recommender
     from recloop.evaluation.protocols import evaluate
 
-    run = Path(args.run)
-    if not (run / "meta.json").exists():
-        raise InvalidInputError(
-            "run", f"{run} is not a run folder written by `recloop train` (no meta.json)"
-        )
-    if not (run / "test.parquet").exists():
-        raise InvalidInputError(
-            "run", f"{run} has no held-out interactions (trained with --holdout none)"
-        )
     if not 1 <= args.k <= 1000:
         raise InvalidInputError("--k", f"must be in 1..1000, got {args.k}")
-    rec = Recommender.load(run)
-    train = pd.read_parquet(run / "train.parquet")
-    test = pd.read_parquet(run / "test.parquet")
-    if len(test) == 0:
-        raise InvalidInputError("run", f"{run} has no held-out interactions")
-    protocols = ["full", "sampled"] if args.protocol == "both" else [args.protocol]
-    results = {p: evaluate(rec, train, test, p, k=args.k, seed=args.seed) for p in protocols}
-    out = {"run": str(run), "model": rec.model_name, **results}
+    ks = _plot_ks(args.plot_ks) if args.plot else []
+    if args.plot:
+        require_matplotlib()
+    protocols: list[Literal["full", "sampled"]] = (
+        ["full", "sampled"] if args.protocol == "both" else [args.protocol]
+    )
+    outs: list[dict[str, Any]] = []
+    curves: dict[str, dict[str, list[tuple[int, float, float]]]] = {}
+    for name in args.run:
+        run = Path(name)
+        if not (run / "meta.json").exists():
+            raise InvalidInputError(
+                "run", f"{run} is not a run folder written by `recloop train` (no meta.json)"
+            )
+        if not (run / "test.parquet").exists():
+            raise InvalidInputError(
+                "run", f"{run} has no held-out interactions (trained with --holdout none)"
+            )
+        rec = Recommender.load(run)
+        train = pd.read_parquet(run / "train.parquet")
+        test = pd.read_parquet(run / "test.parquet")
+        if len(test) == 0:
+            raise InvalidInputError("run", f"{run} has no held-out interactions")
+        results: dict[str, Any] = {
+            p: evaluate(rec, train, test, p, k=args.k, seed=args.seed) for p in protocols
+        }
+        outs.append({"run": str(run), "model": rec.model_name, **results})
+        if ks:
+            label = f"{rec.model_name} ({run.name})" if len(args.run) > 1 else rec.model_name
+            curves[label] = {
+                p: [
+                    (k, r[f"hr@{k}"], r[f"ndcg@{k}"])
+                    for k in ks
+                    for r in [evaluate(rec, train, test, p, k=k, seed=args.seed)]
+                ]
+                for p in protocols
+            }
     if args.json:
-        print_json(out)
+        print_json(outs[0] if len(outs) == 1 else outs)
     else:
-        rows = [{"protocol": p, **{m: v for m, v in r.items()}} for p, r in results.items()]
-        print(table(rows, ["protocol", f"hr@{args.k}", f"ndcg@{args.k}", "mrr", "n_users"]))
+        rows = [
+            {"run": o["run"], "model": o["model"], "protocol": p, **o[p]}
+            for o in outs
+            for p in protocols
+        ]
+        cols = ["protocol", f"hr@{args.k}", f"ndcg@{args.k}", "mrr", "n_users"]
+        print(table(rows, (["run", "model"] if len(outs) > 1 else []) + cols))
+    if args.plot:
+        plot_over_k(curves, args.plot)
+        if not args.json:
+            print(f"plot written to {args.plot}")
     sys.stdout.flush()
     return 0
+
+
+def _plot_ks(text: str) -> list[int]:
+    try:
+        ks = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise InvalidInputError(
+            "--plot-ks", f"must be integers separated by commas, got {text!r}"
+        ) from None
+    if not ks or ks[0] < 1 or ks[-1] > 1000:
+        raise InvalidInputError("--plot-ks", f"must be integers in 1..1000, got {text!r}")
+    return ks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from recloop.errors import InvalidInputError
@@ -85,7 +86,7 @@ def as_interactions(df: pd.DataFrame, default_type: str = "rating") -> pd.DataFr
     elif "rating" in df.columns:
         value = pd.to_numeric(df["rating"], errors="coerce").astype("float64").to_numpy()
     else:
-        value = 1.0
+        value = np.ones(len(df), np.float64)  # every event counts once
     out["value"] = value
     out = out.sort_values("timestamp", kind="stable").reset_index(drop=True)
     return out

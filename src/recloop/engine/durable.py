@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from recloop.engine.ingest import parse_events
 from recloop.errors import ConfigError, StorageError
 from recloop.events import EventColumns
 from recloop.storage import EventLog, GroupCommitter, ModelStore, SnapshotInfo
@@ -79,11 +80,8 @@ def apply_logged(rec: Recommender, cols: EventColumns, offsets: range) -> int:
                 f"log: events {done + 1}..{offsets.start - 1} are missing "
                 f"(the engine has applied up to {done}, the log continues at {offsets.start})"
             )
-        rec._apply_columns(cols)
-        rec.events_applied_ += len(cols)
+        rec._apply(cols)
         rec.log_offset_ = offsets.stop - 1
-        if rec._learner is not None:
-            rec._learner.added()
         return len(cols)
 
 
@@ -215,7 +213,7 @@ class Durable:
         (the last event's log offset) once they are durable and applied, or raises
         ``StorageError`` when the log refused them (nothing applied)."""
         self.rec._check_fitted()
-        cols = self.rec._parse_events(events)
+        cols = parse_events(events, self.rec.feedback.types)
         if len(cols) == 0:
             done: Future[tuple[int, int]] = Future()
             done.set_result((0, self.rec.log_offset_))

@@ -84,7 +84,8 @@ class RecentCounts:
         top = float(v.max()) if n_items else 0.0
         tie = np.log1p(counts)
         if not self.half_life or top <= 0:
-            return tie.astype(np.float32)
+            plain: np.ndarray = tie.astype(np.float32)
+            return plain
         out: np.ndarray = (v / top + 1e-6 * tie).astype(np.float32)
         return out
 

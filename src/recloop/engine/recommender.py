@@ -1,20 +1,18 @@
 """``Recommender``: the facade users call. It wires the parts and owns no maths.
 
-It owns the id vocabularies, every user's history and seen items, and the lock that
-makes ``recommend`` safe while ``update`` runs. Scoring is the model's; parameter
-updates are the ``OnlineLearner``'s.
+It owns the id vocabularies, the users' state (``UserState``), popularity counts and the
+two locks that make ``recommend`` safe while ``update`` runs. Fit data is built by
+``fitdata``, snapshots by ``persist``, candidate retrieval by ``retrieval``, similar
+items by ``similar``; scoring is the model's and parameter updates the
+``OnlineLearner``'s.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import shutil
 import threading
-import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,41 +20,27 @@ import torch
 
 from recloop.data.dataset import as_interactions
 from recloop.data.vocab import Vocab
+from recloop.engine import persist
+from recloop.engine.eviction import evict_least_active, restore_columns
+from recloop.engine.fitdata import RESERVOIR_HISTORY, build_fit_data
+from recloop.engine.ingest import Events, apply_columns, parse_events
 from recloop.engine.recent import RecentCounts
-from recloop.errors import InvalidInputError, NotFittedError
-from recloop.events import (
-    DEFAULT_MAPPING,
-    Event,
-    EventColumns,
-    FeedbackMapping,
-    parse_event,
-    parse_event_columns,
-    parse_id,
-    parse_value,
-)
-from recloop.models import FitOptions, RecModel, TrainData, create
+from recloop.engine.retrieval import Retriever
+from recloop.engine.scoring import click_proba, percentile_of, personalised, score_rows, top_rows
+from recloop.engine.similar import SimilarItems
+from recloop.engine.userids import UserIds
+from recloop.engine.userstate import UserState
+from recloop.engine.views import LearnerStatus, Rows, UserView
+from recloop.errors import ConfigError, InvalidInputError, NotFittedError
+from recloop.events import DEFAULT_MAPPING, EventColumns, FeedbackMapping, parse_id, parse_value
+from recloop.models import FitOptions, RecModel, create
 from recloop.online import OnlineConfig, OnlineLearner
 
 if TYPE_CHECKING:
     from recloop.engine.durable import Durable, SnapshotPolicy
     from recloop.storage import EventLog, ModelStore
 
-log = logging.getLogger(__name__)
 MAX_K = 1000
-FORMAT_VERSION = 1
-
-
-def known_history(
-    hist: list[np.ndarray], times: list[np.ndarray] | None, n_items: int
-) -> tuple[list[np.ndarray], dict[str, list[np.ndarray]]]:
-    """Histories without the items a model has no row for yet (tables grow lazily, in the
-    learner's step), and the keyword arguments that pass their timestamps, cut alike, to
-    ``score`` / ``user_states`` (none when ``times`` is None)."""
-    keep = [None if not len(h) or h.max() < n_items else h < n_items for h in hist]
-    cut = [h if k is None else h[k] for h, k in zip(hist, keep)]
-    if times is None:
-        return cut, {}
-    return cut, {"times": [t if k is None else t[k] for t, k in zip(times, keep)]}
 
 
 class Recommender:
@@ -69,8 +53,8 @@ class Recommender:
     seed
         Seeds every random choice, so a fit reproduces.
     threads
-        torch threads for fitting and scoring (default 1: on 2 busy cores one thread is
-        fastest, see MACHINE.md).
+        torch threads for fitting and scoring (default 1: on two busy cores one thread
+        is fastest).
     online
         The online learning policy.
     popularity_half_life
@@ -102,6 +86,7 @@ class Recommender:
         online: OnlineConfig | None = None,
         feedback: FeedbackMapping | None = None,
         popularity_half_life: int = 5000,
+        max_users: int | None = None,
         **hyperparameters: Any,
     ) -> None:
         self.model_name = model
@@ -110,29 +95,29 @@ class Recommender:
         self.hyperparameters = dict(hyperparameters)
         self.online_config = online or OnlineConfig(seed=seed)
         self.feedback = feedback or DEFAULT_MAPPING
-        self.model_: RecModel = create(
-            model, seed=seed, **hyperparameters
-        )  # validates the name early
-        self.users_ = Vocab()
+        self.model_: RecModel = create(model, seed=seed, **hyperparameters)  # checks the name
+        self.users_ = UserIds()
         self.items_ = Vocab()
-        self.sequences_: list[list[int]] = []  # per user: positive items in time order
-        self.times_: list[list[float]] = []  # per user: the timestamp of each item of sequences_
-        self.seen_: list[set[int]] = []  # per user: every item interacted with
+        self.user_state_ = UserState()
+        self.max_users: int | None = None
+        #: called with the ids of users whose state is evicted (under the state lock: keep
+        #: it quick; a durable log can later hand their events to ``restore_user``)
+        self.on_evict: Callable[[list[str]], None] | None = None
+        self.users_evicted_ = 0
         self.item_counts_ = np.zeros(0, np.float64)
-        self.recent_ = RecentCounts(
-            popularity_half_life
-        )  # what users the model cannot personalise get
+        self.recent_ = RecentCounts(popularity_half_life)  # for users the model cannot personalise
         self.items_meta_: pd.DataFrame | None = None
         self.fit_report_: dict[str, Any] = {}
         self.events_applied_ = 0
         self.model_version_ = 0
         self.fitted_ = False
         self._lock = threading.RLock()  # users' state: vocabularies, histories, seen items
-        self._model_lock = (
-            threading.RLock()
-        )  # the model's parameters (taken after _lock, never before)
+        self._model_lock = threading.RLock()  # parameters (taken after _lock, never before)
         self._learner: OnlineLearner | None = None
-        self.log_offset_ = 0  # the event log's offset of the last event applied (engine.durable)
+        self._retriever: Retriever | None = None
+        self._similar = SimilarItems(self)
+        self.limit_users(max_users)
+        self.log_offset_ = 0  # the event log's offset of the last event applied
         self._durable: Durable | None = None
 
     # ------------------------------------------------------------------ fit
@@ -154,110 +139,56 @@ class Recommender:
         each user's latest item (``RecModel.holds_out_validation``).
         """
         inter = as_interactions(df)
-        if len(inter) == 0:
-            raise InvalidInputError("df", "has no rows")
-        unknown = set(inter["type"].unique()) - set(self.feedback.types)
-        if unknown:
-            raise InvalidInputError(
-                "type",
-                f"unknown event types {sorted(unknown)}; allowed: {', '.join(self.feedback.types)}",
-            )
         model = create(self.model_name, seed=self.seed, **self.hyperparameters)
         if validation is None:
             validation = model.holds_out_validation
+        data = build_fit_data(inter, self.feedback, validation)
+        n_users, n_items = len(data.users), len(data.items)
         with self._lock:
-            self.users_, self.items_ = Vocab(), Vocab()
-            u = self.users_.add_many(inter["user_id"].to_numpy())
-            i = self.items_.add_many(inter["item_id"].to_numpy())
-            types = inter["type"].to_numpy()
-            values = inter["value"].to_numpy(dtype=np.float64)
-            label = np.empty(len(inter), np.float32)
-            weight = np.empty(len(inter), np.float32)
-            for t in np.unique(types):
-                m = types == t
-                sig = (
-                    [self.feedback.signal(Event("u", "i", str(t), float(v))) for v in values[m]]
-                    if t == "rating"
-                    else None
-                )
-                if sig is None:
-                    s = self.feedback.signal(Event("u", "i", str(t)))
-                    label[m], weight[m] = (1.0 if s.label > 0.5 else 0.0), s.weight
-                else:
-                    label[m] = 1.0  # every rating is an interaction; its value weighs it
-                    weight[m] = [x.weight for x in sig]
-            n_users, n_items = len(self.users_), len(self.items_)
-            pos = label > 0.5
-            seqs: list[list[int]] = [[] for _ in range(n_users)]
-            times: list[list[float]] = [[] for _ in range(n_users)]
-            seen: list[set[int]] = [set() for _ in range(n_users)]
-            for uu, ii, p, t in zip(
-                u.tolist(), i.tolist(), pos.tolist(), inter["timestamp"].tolist()
-            ):
-                seen[uu].add(ii)
-                if p:
-                    seqs[uu].append(ii)
-                    times[uu].append(float(t))
-            # hold out each user's last positive for early stopping
-            keep = np.ones(len(inter), bool)
-            vu, vi = [], []
-            if validation:
-                last_row: dict[int, int] = {}
-                for r in np.flatnonzero(pos):
-                    last_row[int(u[r])] = int(r)
-                for uu, r in last_row.items():
-                    if len(seqs[uu]) >= 3:
-                        keep[r] = False
-                        vu.append(uu)
-                        vi.append(int(i[r]))
-            train_seqs = [np.asarray(s, np.int64) for s in seqs]
-            for uu in vu:
-                train_seqs[uu] = train_seqs[uu][:-1]
-            data = TrainData(
-                n_users=n_users,
-                n_items=n_items,
-                user_idx=u[keep],
-                item_idx=i[keep],
-                timestamp=inter["timestamp"].to_numpy(np.int64)[keep],
-                label=label[keep],
-                weight=weight[keep],
-                value=values[keep].astype(np.float32),
-                sequences=train_seqs,
-                valid_user_idx=np.asarray(vu, np.int64),
-                valid_item_idx=np.asarray(vi, np.int64),
-            )
-            self.model_ = model
             torch_threads = torch.get_num_threads()
             try:
-                self.fit_report_ = self.model_.fit(
-                    data,
+                report = model.fit(
+                    data.train,
                     FitOptions(epochs=epochs, show_progress=show_progress, threads=self.threads),
                 )
             finally:
-                if self.threads:
-                    torch.set_num_threads(torch_threads) if torch_threads != self.threads else None
-            self.model_.grow(n_users, n_items)
-            self.sequences_, self.seen_, self.times_ = seqs, seen, times
-            self.item_counts_ = np.bincount(i[pos], minlength=n_items).astype(np.float64)
-            self.recent_.reset(i[pos], n_items)
+                if self.threads and torch_threads != self.threads:
+                    torch.set_num_threads(torch_threads)
+            model.grow(n_users, n_items)
+            self.close()
+            with self._model_lock:
+                self.model_, self.fit_report_ = model, report
+            self.users_, self.items_ = data.users, data.items
+            self.users_.reuse_from = n_users
+            self.user_state_ = UserState()
+            self.user_state_.reset(data.sequences, data.times, data.seen)
+            self.item_counts_ = np.bincount(data.positive_items, minlength=n_items).astype(
+                np.float64
+            )
+            self.recent_.reset(data.positive_items, n_items)
             if items is not None:
                 self.items_meta_ = items
             self.events_applied_ = 0
             self.model_version_ += 1
             self.fitted_ = True
             self._learner = self._make_learner()
-            ok = np.flatnonzero(pos)
-            seq_pos = np.zeros(len(inter), np.int64)
-            counter = np.zeros(n_users, np.int64)
-            for r in ok:
-                seq_pos[r] = counter[u[r]]
-                counter[u[r]] += 1
+            seqs, rank = data.sequences, data.positive_rank
             self._learner.seed_reservoir(
-                u[ok], i[ok], lambda uu, j: seqs[uu][max(0, seq_pos[ok[j]] - 50) : seq_pos[ok[j]]]
+                data.positive_users,
+                data.positive_items,
+                lambda uu, j: seqs[uu][max(0, rank[j] - RESERVOIR_HISTORY) : rank[j]],
             )
         return self
 
-    # ------------------------------------------------------------------ serving
+    def _make_learner(self) -> OnlineLearner:
+        return OnlineLearner(
+            self.model_,
+            self.online_config,
+            self._model_lock,
+            sizes=lambda: (len(self.users_), len(self.items_)),
+        )
+
+    # ------------------------------------------------------------------ checks
     def _check_fitted(self) -> None:
         if not self.fitted_:
             raise NotFittedError(
@@ -270,34 +201,21 @@ class Recommender:
             raise InvalidInputError("k", f"must be an integer in 1..{MAX_K}, got {k!r}")
         return int(k)
 
-    def _make_learner(self) -> OnlineLearner:
-        return OnlineLearner(
-            self.model_,
-            self.online_config,
-            self._model_lock,
-            sizes=lambda: (len(self.users_), len(self.items_)),
-        )
-
-    def _history(self, uidx: int) -> np.ndarray:
-        return np.asarray(self.sequences_[uidx], np.int64) if uidx >= 0 else np.zeros(0, np.int64)
-
-    def _times(self, uidx: int) -> np.ndarray:
-        return np.asarray(self.times_[uidx], np.float64) if uidx >= 0 else np.zeros(0, np.float64)
-
+    # ------------------------------------------------------------------ reading state
     def _gather(
         self, uidxs: Sequence[int]
     ) -> tuple[list[np.ndarray], list[np.ndarray], int, list[np.ndarray] | None]:
         """Copy what scoring needs of the users' state (caller holds ``_lock``): histories,
         seen items, the item count, and the histories' timestamps when the model reads them."""
-        hist = [self._history(x) for x in uidxs]
-        seen = [
-            np.fromiter(self.seen_[x], np.int64, len(self.seen_[x]))
-            if x >= 0
-            else np.zeros(0, np.int64)
-            for x in uidxs
-        ]
-        times = [self._times(x) for x in uidxs] if self.model_.uses_times else None
+        st = self.user_state_
+        hist = [st.history(x) for x in uidxs]
+        seen = [st.seen_unsorted(x) for x in uidxs]
+        times = [st.times(x) for x in uidxs] if self.model_.uses_times else None
         return hist, seen, len(self.items_), times
+
+    # ------------------------------------------------------------------ scoring
+    def _personalised(self, arr: np.ndarray, hist: list[np.ndarray]) -> np.ndarray:
+        return personalised(self.model_, arr, hist)
 
     def _scores(
         self,
@@ -305,64 +223,21 @@ class Recommender:
         hist: list[np.ndarray],
         n_items: int,
         times: list[np.ndarray] | None = None,
+        warm: np.ndarray | None = None,
     ) -> np.ndarray:
-        """(len(uidxs), n_items) scores; users the model cannot personalise get popularity.
+        """(len(uidxs), n_items) scores (``scoring.score_rows``)."""
 
-        Takes only the model lock, so ``update`` never waits for scoring.
-        """
-        arr = np.asarray(uidxs, np.int64)
-        out = np.empty((len(arr), n_items), np.float32)
-        warm = np.array(
-            [x >= 0 and (len(h) > 0 or not self.model_.uses_history) for x, h in zip(arr, hist)],
-            bool,
+        def popular() -> np.ndarray:
+            return self.recent_.scores(n_items, self.item_counts_[:n_items])
+
+        learning = self._learner is not None
+        return score_rows(
+            self.model_, self._model_lock, popular, uidxs, hist, n_items, times, warm, learning
         )
-        if warm.any():
-            with self._model_lock:
-                hist, extra = known_history(hist, times, self.model_.n_items_)
-                warm[warm] = self.model_.can_personalise(
-                    arr[warm], [h for h, w in zip(hist, warm) if w]
-                )
-                extra = {k: [t for t, w in zip(v, warm) if w] for k, v in extra.items()}
-                s = (
-                    self.model_.score(arr[warm], [h for h, w in zip(hist, warm) if w], **extra)
-                    if warm.any()
-                    else None
-                )
-            if s is not None:
-                m = min(s.shape[1], n_items)
-                rows = slice(None) if warm.all() else warm  # a slice copies without a mask's gather
-                out[rows, :m] = s[:, :m]
-                out[rows, m:] = -np.inf  # items newer than the model's table: not scorable yet
-        if (~warm).any():
-            out[~warm] = self.recent_.scores(n_items, self.item_counts_[:n_items])
-        return out
 
-    @staticmethod
-    def _top_rows(
-        scores: np.ndarray, seen: Sequence[np.ndarray], k: int, exclude_seen: bool
-    ) -> list[list[int]]:
-        """Top-``k`` item indices of each row, best first.
+    _top_rows = staticmethod(top_rows)
 
-        Per row, one argpartition and a sort of its ``k`` candidates (cheaper than the
-        block-wide version for a request's few rows); a row with fewer than ``k``
-        recommendable items returns what it has.
-        """
-        if exclude_seen:
-            for r, ex in enumerate(seen):
-                if len(ex):
-                    scores[r, ex] = -np.inf
-        out: list[list[int]] = []
-        n_items = scores.shape[1]
-        for row in scores:
-            finite = np.isfinite(row)
-            neg = np.where(
-                finite, -row, np.inf
-            )  # what cannot be recommended (-inf, +inf, NaN) sorts last
-            top = np.argpartition(neg, k - 1)[:k] if k < n_items else np.arange(n_items)
-            top = top[np.argsort(neg[top], kind="stable")]
-            out.append(top[finite[top]].tolist())
-        return out
-
+    # ------------------------------------------------------------------ recommend
     def recommend(self, user_id: object, k: int = 10, exclude_seen: bool = True) -> list[str]:
         """Top-``k`` item ids for ``user_id`` (already-seen items excluded by default).
 
@@ -377,30 +252,48 @@ class Recommender:
         return self.recommend_batch_with_scores([parse_id(user_id, "user_id")], k, exclude_seen)[0]
 
     def recommend_batch(
-        self, user_ids: Iterable[object], k: int = 10, exclude_seen: bool = True
+        self,
+        user_ids: Iterable[object],
+        k: int = 10,
+        exclude_seen: bool = True,
+        *,
+        exact: bool = False,
     ) -> list[list[str]]:
         """``recommend`` for many users with one scoring pass."""
-        return [
-            [i for i, _ in row]
-            for row in self.recommend_batch_with_scores(user_ids, k, exclude_seen)
-        ]
+        rows = self.recommend_batch_with_scores(user_ids, k, exclude_seen, exact=exact)
+        return [[i for i, _ in row] for row in rows]
 
     def recommend_batch_with_scores(
-        self, user_ids: Iterable[object], k: int = 10, exclude_seen: bool = True
+        self,
+        user_ids: Iterable[object],
+        k: int = 10,
+        exclude_seen: bool = True,
+        *,
+        exact: bool = False,
     ) -> list[list[tuple[str, float]]]:
-        """``recommend_with_scores`` for many users: one model call, one top-k pass."""
+        """``recommend_with_scores`` for many users: one model call, one top-k pass.
+
+        Users the model personalises are answered from the retrieval index when one is
+        ready (``use_retrieval``) unless ``exact``; the others are scored over every item,
+        and users the model cannot personalise (unknown users among them) get recent
+        popularity.
+        """
         self._check_fitted()
         k = self._check_k(k)
         uids = [parse_id(x, f"user_ids[{n}]") for n, x in enumerate(user_ids)]
         with self._lock:
             uidxs = [self.users_.get(x) for x in uids]
             hist, seen, n_items, times = self._gather(uidxs)
-        scores = self._scores(uidxs, hist, n_items, times)
-        tops = self._top_rows(scores, seen, k, exclude_seen)
-        return [
-            [(i, float(scores[r, t])) for i, t in zip(self.items_.ids(top), top)]
-            for r, top in enumerate(tops)
-        ]
+        retriever = None if exact else self._retriever
+        if retriever is None or retriever.index is None:
+            scores = self._scores(uidxs, hist, n_items, times)
+            tops = self._top_rows(scores, seen, k, exclude_seen)
+            return [self._pairs(top, scores[r, top]) for r, top in enumerate(tops)]
+        rows = retriever.recommend_rows(uidxs, hist, seen, times, n_items, k, exclude_seen)
+        return [self._pairs(top, scores) for top, scores in rows]
+
+    def _pairs(self, top: list[int], scores: np.ndarray) -> list[tuple[str, float]]:
+        return [(i, float(s)) for i, s in zip(self.items_.ids(top), scores.tolist())]
 
     def score(self, user_id: object, item_ids: Sequence[object]) -> np.ndarray:
         """Scores of ``item_ids`` for ``user_id`` (higher is better); an unknown item scores
@@ -471,26 +364,12 @@ class Recommender:
         fn = getattr(self.model_, "predict_proba", None)
         if fn is not None:
             with self._model_lock:
-                if all(x is None for x in b):
-                    return np.asarray(fn(uidx, iidx, None), np.float64)
-                # a missing behavior takes the training mean, which the model knows as NaN-free None
-                out = np.empty(len(uidx))
-                given = np.array([x is not None for x in b])
-                if given.any():
-                    feats = np.array([[x] for x in b if x is not None], np.float32)
-                    out[given] = fn(uidx[given], iidx[given], feats)
-                if (~given).any():
-                    out[~given] = fn(uidx[~given], iidx[~given], None)
-                return out
+                return click_proba(fn, uidx, iidx, b)
         scores = self._scores(uidx.tolist(), hist, n_items, times)
-        at = scores[np.arange(len(uidx)), np.maximum(iidx, 0)]
-        share = (scores < at[:, None]).mean(1)
-        return np.where((iidx >= 0) & np.isfinite(at), share, 0.0)
+        return percentile_of(scores, iidx)
 
     # ------------------------------------------------------------------ online
-    def update(
-        self, events: Event | Mapping[str, Any] | Sequence[Mapping[str, Any] | Event] | pd.DataFrame
-    ) -> int:
+    def update(self, events: Events) -> int:
         """Learn from feedback: one event, a list, or a DataFrame. Returns the number applied.
 
         A batch is all-or-nothing: every event is validated before any is applied. Before
@@ -500,13 +379,20 @@ class Recommender:
         self._check_fitted()
         if self._durable is not None:  # logged first, then applied in log order
             return self._durable.update(events)
-        cols = self._parse_events(events)
+        cols = parse_events(events, self.feedback.types)
         with self._lock:
-            self._apply_columns(cols)
-            self.events_applied_ += len(cols)
-            if self._learner is not None:
-                self._learner.added()
+            self._apply(cols)
         return len(cols)
+
+    def _apply(self, cols: EventColumns) -> None:
+        """Apply validated events (caller holds ``_lock``): the one path for live events and
+        for events replayed from a log."""
+        apply_columns(self, cols)
+        self.events_applied_ += len(cols)
+        if self.max_users is not None:
+            self._evict()
+        if self._learner is not None:
+            self._learner.added()
 
     def attach_log(
         self,
@@ -524,295 +410,257 @@ class Recommender:
         self._durable = Durable(self, log, store, policy)
         return self._durable
 
-    def _parse_events(self, events: Any) -> EventColumns:
-        types = self.feedback.types
-        if isinstance(events, Event):
-            return _columns_of([events])
-        if isinstance(events, pd.DataFrame):
-            records = events.to_dict("records")
-            if events.isna().to_numpy().any():
-                # an empty cell (NaN) means "not given": value defaults to 1.0, timestamp to now
-                records = [
-                    {k: v for k, v in r.items() if not (isinstance(v, float) and np.isnan(v))}
-                    for r in records
-                ]
-            return parse_event_columns(records, types)
-        if isinstance(events, Mapping):
-            return _columns_of([parse_event(events, types)])
-        if isinstance(events, (list, tuple)):
-            return parse_event_columns(events, types)
-        raise InvalidInputError(
-            "events",
-            f"must be an event, a list of events or a DataFrame, got {type(events).__name__}",
-        )
-
-    def _signals(self, cols: EventColumns) -> tuple[list[float], list[float], list[bool]]:
-        """Per event: the learner's label and weight, and whether it is a positive interaction
-        (history, popularity). Raises before anything is applied if a type is unknown."""
-        fb = self.feedback
-        if (
-            type(fb) is not FeedbackMapping
-        ):  # a subclass may weigh events its own way: ask it per event
-            labels, weights, positive = [], [], []
-            for ev in cols.events():
-                sig = fb.signal(ev)
-                p = fb.is_positive(ev)
-                labels.append(
-                    1.0 if p and sig.label > 0.5 else (1.0 if ev.type == "rating" else 0.0)
-                )
-                weights.append(sig.weight)
-                positive.append(p)
-            return labels, weights, positive
-        # the mapping's signal depends on the type only, except for a rating (its value)
-        table: dict[str, tuple[float, float, bool]] = {}
-        for t in set(cols.types):
-            if t != "rating":
-                sig = fb.signals.get(t) or fb.signal(
-                    Event("", "", t)
-                )  # an unknown type raises here
-                table[t] = (1.0 if sig.label > 0.5 else 0.0, sig.weight, sig.label > 0.5)
-        rows = [table.get(t) for t in cols.types]
-        if "rating" in cols.types:
-            rows = [
-                r if r is not None else (1.0, fb.signal(Event("", "", "rating", v)).weight, True)
-                for r, v in zip(rows, cols.values)
-            ]
-        labels, weights, positive = (list(c) for c in zip(*rows)) if rows else ([], [], [])
-        return labels, weights, positive
-
-    def _apply_columns(self, cols: EventColumns) -> None:
-        """Apply validated events in order (caller holds ``_lock``): vocabularies, histories,
-        seen items, popularity; then queue them for the learner in one call."""
-        n = len(cols)
-        if n == 0:
-            return
-        labels, weights, positive = self._signals(
-            cols
-        )  # raises on an unknown type: nothing is applied yet
-        uadd, iadd = self.users_.add, self.items_.add
-        uidx = [uadd(x) for x in cols.user_ids]
-        iidx = [iadd(x) for x in cols.item_ids]
-        seqs, seen, times = self.sequences_, self.seen_, self.times_
-        while len(seqs) < len(self.users_):
-            seqs.append([])
-            seen.append(set())
-        while len(times) < len(seqs):
-            times.append([])
-        n_items = len(self.items_)
-        if n_items > len(
-            self.item_counts_
-        ):  # geometric growth: adding items a few at a time stays linear
-            grown = np.zeros(max(2 * len(self.item_counts_), n_items, 64))
-            grown[: len(self.item_counts_)] = self.item_counts_
-            self.item_counts_ = grown
-        learning = self._learner is not None and self._learner.config.enabled
-        hist: list[list[int]] = []
-        ends: list[int] = []
-        liked: list[int] = []
-        for u, i, p, t in zip(uidx, iidx, positive, cols.timestamps):
-            s = seqs[u]
-            if learning:  # the event's history is the user's sequence before it, read at step time
-                hist.append(s)
-                ends.append(len(s))
-            seen[u].add(i)
-            if p:
-                s.append(i)
-                times[u].append(t)
-                liked.append(i)
-        self.recent_.add(liked)
-        if len(liked) > 8:
-            np.add.at(self.item_counts_, liked, 1.0)
-        else:
-            counts = self.item_counts_
-            for i in liked:
-                counts[i] += 1.0
-        if learning:
-            assert self._learner is not None
-            self._learner.add_many(uidx, iidx, labels, weights, hist, ends)
-
     def flush(self) -> None:
         """Apply every queued parameter step now."""
         if self._learner is not None:
             self._learner.flush()
 
+    def close(self) -> None:
+        """Apply the queued parameter steps and stop the online worker thread (a later
+        ``update`` starts it again)."""
+        learner = self._learner
+        if learner is not None:
+            learner.close()
+
+    # ------------------------------------------------------------------ retrieval
+    def use_retrieval(
+        self,
+        threshold: int,
+        *,
+        nprobe: int = 48,
+        threads: int = 1,
+        rebuild_after: int | None = None,
+    ) -> None:
+        """Answer personalised users of a dot-product model from a faiss index once the
+        catalogue has more than ``threshold`` items (``build_retrieval_index`` builds it).
+
+        Candidates come from the index, their scores from the live model (see
+        ``recloop.engine.retrieval``); a model whose scores are not ``user · item + bias``
+        stays exact.
+        """
+        self._retriever = Retriever(
+            self, threshold, nprobe=nprobe, threads=threads, rebuild_after=rebuild_after
+        )
+
+    def build_retrieval_index(self, background: bool = True) -> None:
+        """Build (or rebuild) the retrieval index when it is wanted and missing or stale; in
+        a daemon thread when ``background``."""
+        if self._retriever is not None:
+            self._retriever.start(background=background)
+
+    @property
+    def retrieval_status(self) -> Literal["exact", "building", "faiss"]:
+        """``"faiss"`` when the index answers, ``"building"`` while it is built, else ``"exact"``."""
+        return self._retriever.status if self._retriever is not None else "exact"
+
+    def retrieval_info(self) -> dict[str, Any]:
+        """The retrieval index's figures: ``status``, ``items`` (0 without an index),
+        ``nlist``, ``nprobe``, ``build_seconds`` and ``disabled_reason``."""
+        if self._retriever is None:
+            return {"status": "exact", "items": 0, "nlist": None, "nprobe": None,
+                    "build_seconds": 0.0, "disabled_reason": ""}  # fmt: skip
+        return self._retriever.info()
+
+    def similar_items(
+        self, item_id: object, k: int = 10
+    ) -> tuple[str, list[tuple[str, float]], Literal["cosine", "co-occurrence"]]:
+        """``(item_id, [(item_id, similarity), ...], method)``: the ``k`` items most like
+        ``item_id`` by cosine over the model's item vectors, else by co-occurrence in users'
+        seen items. ``UnknownIdError`` for an unknown item."""
+        self._check_fitted()
+        return self._similar.similar(item_id, self._check_k(k))
+
     # ------------------------------------------------------------------ introspection
     @property
     def n_users(self) -> int:
-        return len(self.users_)
+        """Users whose state the engine holds now."""
+        return self.users_.n_resident
 
     @property
     def n_items(self) -> int:
         return len(self.items_)
 
+    @property
+    def is_fitted(self) -> bool:
+        """Whether ``fit`` or ``load`` has run."""
+        return self.fitted_
+
+    @property
+    def model_version(self) -> int:
+        """Bumped by every fit (a snapshot keeps it)."""
+        return self.model_version_
+
+    @property
+    def events_applied(self) -> int:
+        """Online events applied since the fit."""
+        return self.events_applied_
+
+    @property
+    def log_offset(self) -> int:
+        """The event log's offset of the last event applied (0 without a log)."""
+        return self.log_offset_
+
+    @property
+    def sequences_(self) -> Sequence[list[int]]:
+        """Per user (index ``u``), the positive items in time order (read-only view)."""
+        return Rows(self.user_state_, "history")
+
+    @property
+    def times_(self) -> Sequence[list[float]]:
+        """Per user, the timestamp of each item of ``sequences_`` (read-only view)."""
+        return Rows(self.user_state_, "times")
+
+    @property
+    def seen_(self) -> Sequence[list[int]]:
+        """Per user, every item interacted with (read-only view)."""
+        return Rows(self.user_state_, "seen")
+
     def history(self, user_id: object) -> list[str]:
-        uidx = self.users_.get(parse_id(user_id, "user_id"))
+        """``user_id``'s positive items in time order (empty for an unknown user)."""
+        uid = parse_id(user_id, "user_id")
         with self._lock:
-            return self.items_.ids(self.sequences_[uidx]) if uidx >= 0 else []
+            uidx = self.users_.get(uid)
+            return self.items_.ids(self.user_state_.history(uidx).tolist())
+
+    def user_state(self, user_id: object) -> UserView:
+        """A copy of ``user_id``'s state (empty for an unknown user)."""
+        uid = parse_id(user_id, "user_id")
+        with self._lock:
+            uidx = self.users_.get(uid)
+            st = self.user_state_
+            return UserView(
+                uid,
+                self.items_.ids(st.history(uidx).tolist()),
+                st.times(uidx).tolist(),
+                self.items_.ids(np.sort(st.seen(uidx)).tolist()),
+            )
+
+    def learner_status(self) -> LearnerStatus:
+        """The online learner's queue and step figures."""
+        learner = self._learner
+        if learner is None:
+            return LearnerStatus(False, 0, 0, [])
+        return LearnerStatus(
+            learner.config.enabled, learner.pending(), learner.steps, list(learner.step_ms)
+        )
 
     def update_latency_ms(self) -> list[float]:
-        return list(self._learner.step_ms) if self._learner else []
+        """Latency of the recent online parameter steps (ms), oldest first."""
+        return self.learner_status().step_ms
+
+    # ------------------------------------------------------------------ memory
+    def limit_users(self, max_users: int | None) -> None:
+        """Hold at most ``max_users`` users' state (None: no bound).
+
+        Past the bound, ``update`` evicts the least recently active users: their history,
+        timestamps and seen items are dropped, their id forgotten, ``on_evict`` called with
+        their ids, and the model forgets what it learned for their rows
+        (``RecModel.forget_users``). An evicted user who comes back starts as a new user,
+        unless their events are handed to ``restore_user`` first.
+        """
+        if max_users is not None and (
+            isinstance(max_users, bool) or not isinstance(max_users, int) or max_users < 1
+        ):
+            raise ConfigError(f"max_users must be a positive integer or None, got {max_users!r}")
+        with self._lock:
+            self.max_users = max_users
+            if self.fitted_:
+                self._evict()
+
+    def _evict(self) -> None:
+        evict_least_active(self)
+
+    def restore_user(self, user_id: object, events: Events) -> int:
+        """Rebuild ``user_id``'s state from their past events (an evicted user's, read back
+        from a durable log): their history, timestamps and seen items become exactly these
+        events', in order. Nothing is learned, counted or queued: these events were applied
+        once already. Returns the number of events."""
+        self._check_fitted()
+        uid = parse_id(user_id, "user_id")
+        cols = parse_events(events, self.feedback.types)
+        wrong = next((x for x in cols.user_ids if x != uid), None)
+        if wrong is not None:
+            raise InvalidInputError("events", f"are all {uid!r}'s to restore, got one of {wrong!r}")
+        with self._lock:
+            restore_columns(self, uid, cols)
+            self._evict()
+        return len(cols)
+
+    def memory_status(self) -> dict[str, int]:
+        """``users_resident``, ``users_evicted`` (since the fit or load), ``user_rows`` (the
+        rows tables are sized to) and ``state_bytes``: the engine's per-user and per-item
+        arrays (not the id dictionaries, nor the model's tables)."""
+        with self._lock:
+            return {
+                "users_resident": self.users_.n_resident,
+                "users_evicted": self.users_evicted_,
+                "user_rows": len(self.users_),
+                "state_bytes": self.user_state_.nbytes()
+                + self.item_counts_.nbytes
+                + self.recent_.values.nbytes,
+            }
+
+    def knows_user(self, user_id: object) -> bool:
+        """Whether ``user_id`` has a row (it was in the fit or has sent an event)."""
+        return parse_id(user_id, "user_id") in self.users_
+
+    def knows_item(self, item_id: object) -> bool:
+        """Whether ``item_id`` has a row."""
+        return parse_id(item_id, "item_id") in self.items_
+
+    def user_ids(self) -> list[str]:
+        """Every user id, in the order the engine first saw them (a copy)."""
+        with self._lock:
+            return self.users_.to_list()
+
+    def item_metadata(self) -> pd.DataFrame | None:
+        """The item table given to ``fit(items=...)`` (indexed by ``item_id``: ``title``,
+        ``genres``...), or ``None``."""
+        return self.items_meta_
+
+    def users_with_item(self, item_id: object, limit: int = 20) -> list[str]:
+        """Up to ``limit`` users who interacted with ``item_id`` (positively or not), in the
+        order the engine first saw them; empty for an unknown item.
+
+        The scan takes the state lock one block of users at a time, so ``update`` waits for
+        at most one block.
+        """
+        iidx = self.items_.get(parse_id(item_id, "item_id"))
+        out: list[str] = []
+        if iidx < 0 or limit < 1:
+            return out
+        block = 50_000
+        start = 0
+        while len(out) < limit:
+            with self._lock:
+                state = self.user_state_
+                stop = min(start + block, len(state))
+                hits = [u for u in range(start, stop) if iidx in state.seen_unsorted(u)]
+                out.extend(self.users_.ids(hits[: limit - len(out)]))
+            if stop - start < block:
+                break
+            start = stop
+        return out
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write a snapshot folder (``meta.json`` + ``state.pt``), atomically replacing ``path``."""
         self._check_fitted()
-        path = Path(path)
-        tmp = path.with_name(path.name + f".tmp-{time.time_ns()}")
-        tmp.mkdir(parents=True)
         with self._lock, self._model_lock:
             if self._learner is not None:
                 self._learner.flush()
             self.model_.grow(len(self.users_), len(self.items_))
-            meta = {
-                "format": FORMAT_VERSION,
-                "model": self.model_name,
-                "seed": self.seed,
-                "hyperparameters": self.model_.hyperparameters(),
-                "threads": self.threads,
-                "online": self.online_config.__dict__,
-                "events_applied": self.events_applied_,
-                "model_version": self.model_version_,
-                "log_offset": self.log_offset_,
-                "fit_report": _jsonable(self.fit_report_),
-                "feedback": {
-                    t: [sig.label, sig.weight] for t, sig in self.feedback.signals.items()
-                },
-                "recent_counts": self.recent_.state(),
-                "rating_threshold": self.feedback.rating_threshold,
-            }
-            lengths = np.array([len(s) for s in self.sequences_], np.int64)
-            flat = np.fromiter((x for s in self.sequences_ for x in s), np.int64)
-            time_flat = np.fromiter((x for s in self.times_ for x in s), np.float64)
-            seen_len = np.array([len(s) for s in self.seen_], np.int64)
-            seen_flat = np.fromiter((x for s in self.seen_ for x in sorted(s)), np.int64)
-            state = {
-                "model": _to_torch(self.model_.get_state()),
-                "users": self.users_.to_list(),
-                "items": self.items_.to_list(),
-                "seq_len": torch.from_numpy(lengths),
-                "seq_flat": torch.from_numpy(flat),
-                "seq_time": torch.from_numpy(time_flat),
-                "seen_len": torch.from_numpy(seen_len),
-                "seen_flat": torch.from_numpy(seen_flat),
-                "item_counts": torch.from_numpy(self.item_counts_[: len(self.items_)].copy()),
-                "recent_counts": torch.from_numpy(self.recent_.values[: len(self.items_)].copy()),
-            }
-            torch.save(state, tmp / "state.pt")
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-            if self.items_meta_ is not None:
-                self.items_meta_.to_parquet(tmp / "items.parquet")
-        if path.exists():
-            # keep what others put in the folder (a run's train/test split), replace only ours
-            for extra in path.iterdir():
-                if not (tmp / extra.name).exists() and extra.is_file():
-                    shutil.copy2(extra, tmp / extra.name)
-            old = path.with_name(path.name + f".old-{time.time_ns()}")
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(path)
-        return path
+            meta, state = persist.snapshot_of(self)
+        return persist.write_snapshot(Path(path), meta, state, self.items_meta_)
 
     @classmethod
-    def load(cls, path: str | Path) -> Recommender:
-        """Load a snapshot written by ``save`` (tensors only: safe ``weights_only`` loading)."""
-        path = Path(path)
-        meta_file = path / "meta.json"
-        if not meta_file.exists():
-            raise InvalidInputError("path", f"{path} is not a recloop snapshot (no meta.json)")
-        meta = json.loads(meta_file.read_text())
-        online = OnlineConfig(**meta.get("online", {}))
-        feedback = FeedbackMapping.from_dict(
-            meta.get("feedback", {}), meta.get("rating_threshold", 3.5)
-        )
-        rec = cls(
-            meta["model"],
-            seed=meta["seed"],
-            threads=meta.get("threads", 1),
-            online=online,
-            feedback=feedback,
-            popularity_half_life=int(meta.get("recent_counts", {}).get("half_life", 0)),
-            **meta["hyperparameters"],
-        )
-        state = torch.load(path / "state.pt", weights_only=True)
-        rec.model_.set_state(state["model"])
-        rec.users_ = Vocab.from_list(state["users"])
-        rec.items_ = Vocab.from_list(state["items"])
-        rec.sequences_ = (
-            [
-                s.tolist()
-                for s in np.split(
-                    state["seq_flat"].numpy(), np.cumsum(state["seq_len"].numpy())[:-1]
-                )
-            ]
-            if len(state["seq_len"])
-            else []
-        )
-        if "seq_time" in state and len(state["seq_time"]) == len(state["seq_flat"]):
-            rec.times_ = (
-                [
-                    t.tolist()
-                    for t in np.split(
-                        state["seq_time"].numpy(), np.cumsum(state["seq_len"].numpy())[:-1]
-                    )
-                ]
-                if len(state["seq_len"])
-                else []
-            )
-        else:  # a snapshot from before timestamps were kept: every event its own second
-            rec.times_ = [[float(j) for j in range(len(s))] for s in rec.sequences_]
-        rec.seen_ = (
-            [
-                set(s.tolist())
-                for s in np.split(
-                    state["seen_flat"].numpy(), np.cumsum(state["seen_len"].numpy())[:-1]
-                )
-            ]
-            if len(state["seen_len"])
-            else []
-        )
-        rec.item_counts_ = state["item_counts"].numpy().astype(np.float64)
-        recent = meta.get("recent_counts")
-        if recent is not None and "recent_counts" in state:
-            rec.recent_.values = state["recent_counts"].numpy().astype(np.float64)
-            rec.recent_.n, rec.recent_.base = int(recent["n"]), int(recent["base"])
-        else:  # a snapshot from before recent popularity: start from the all-time counts
-            rec.recent_.values = rec.item_counts_.copy()
-        rec.events_applied_ = int(meta.get("events_applied", 0))
-        rec.model_version_ = int(meta.get("model_version", 1))
-        rec.log_offset_ = int(meta.get("log_offset", 0))
-        rec.fit_report_ = meta.get("fit_report", {})
-        if (path / "items.parquet").exists():
-            rec.items_meta_ = pd.read_parquet(path / "items.parquet")
-        rec.model_.grow(len(rec.users_), len(rec.items_))
+    def load(cls, path: str | Path, *, max_users: int | None = None) -> Recommender:
+        """Load a snapshot written by ``save`` (tensors only: safe ``weights_only`` loading),
+        holding at most ``max_users`` users' state from now on (``limit_users``)."""
+        meta, state, items_meta = persist.read_snapshot(Path(path))
+        settings = persist.settings_of(meta)
+        rec = cls(settings.pop("model"), max_users=max_users, **settings)
+        persist.restore(rec, meta, state, items_meta)
         rec.fitted_ = True
         rec._learner = rec._make_learner()
         return rec
-
-
-def _columns_of(events: Sequence[Event]) -> EventColumns:
-    out = EventColumns([], [], [], [], [])
-    for ev in events:
-        out.append(ev)
-    return out
-
-
-def _to_torch(obj: Any) -> Any:
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(obj))
-    if isinstance(obj, dict):
-        return {k: _to_torch(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)) and obj and isinstance(obj[0], np.ndarray):
-        return [_to_torch(v) for v in obj]
-    return obj
-
-
-def _jsonable(obj: Any) -> Any:
-    try:
-        json.dumps(obj)
-        return obj
-    except TypeError:
-        return json.loads(
-            json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o))
-        )

@@ -28,7 +28,8 @@ def target_ranks(
             if len(ex):
                 scores[b, ex] = -np.inf
     scores[rows, targets] = -np.inf
-    return (scores >= target_scores[:, None]).sum(1)
+    ranks: np.ndarray = (scores >= target_scores[:, None]).sum(1)
+    return ranks
 
 
 def hit_rate(ranks: np.ndarray, k: int = 10) -> float:

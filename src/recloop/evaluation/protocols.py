@@ -50,8 +50,14 @@ def evaluate(
     for uid, iid in zip(test["user_id"].astype(str), test["item_id"].astype(str)):
         user_seen = seen.get(uid, set())
         if protocol == "sampled":
-            cand = []
-            while len(cand) < n_negatives:
+            cand: list[str] = []
+            # a user who has seen nearly every item is ranked among all that are left
+            free = (
+                len(all_set) - len(all_set & user_seen) - (iid in all_set and iid not in user_seen)
+            )
+            if free <= n_negatives:
+                cand = [x for x in all_items if x not in user_seen and x != iid]
+            while len(cand) < min(n_negatives, free):
                 draw = all_items[rng.integers(0, len(all_items), n_negatives * 2)]
                 cand.extend(x for x in draw if x not in user_seen and x != iid and x not in cand)
             items = [iid, *cand[:n_negatives]]

@@ -1,12 +1,12 @@
 """A one-block SASRec's request-time state in one compiled call (numba).
 
-``sasrec.numpy_state`` computes the same maths with numpy, about 70 array operations per
-user; on a history of 10 items each costs more in dispatch than in arithmetic, and they
-were about a third of ``hybrid``'s per-event time in the streaming replay. Here the whole
-state (every order, every window, the long-term mean) is one ``nogil`` call: loops over at
-most ``max_len`` positions, BLAS for the products over every position and over every
-(order, window) row. The tests check it against ``numpy_state``, which they check against
-torch.
+``_sasrec_state.numpy_state`` computes the same maths with numpy, about 70 array
+operations per user; on a history of 10 items each costs more in dispatch than in
+arithmetic, and they are a large share of ``hybrid``'s per-event time in the streaming
+replay. Here the whole state (every order, every window, the long-term mean) is one
+``nogil`` call: loops over at most ``max_len`` positions, BLAS for the products over every
+position and over every (order, window) row. The tests check it against ``numpy_state``,
+which they check against torch.
 
 ``STATE`` is None where numba cannot be imported; ``sasrec`` then uses ``numpy_state``.
 """
@@ -26,7 +26,7 @@ try:  # numba is a dependency, but the numpy path serves where it cannot load
         raise ImportError("RECLOOP_NO_JIT is set")
     import numba
 except ImportError:  # pragma: no cover - exercised with RECLOOP_NO_JIT=1
-    numba = None
+    numba = None  # type: ignore[assignment]
 
 #: reassociation (so reductions vectorise) and fused multiply-adds, but no assumption that
 #: values are finite: the attention's masked keys start from -inf

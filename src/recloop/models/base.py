@@ -14,7 +14,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from recloop.errors import ConfigError
 from recloop.training.options import FitOptions, set_threads
 
 __all__ = [
+    "DotProduct",
     "FitOptions",
     "OnlineBatch",
     "Prefixes",
@@ -217,6 +218,32 @@ class RecModel(abc.ABC):
         """One online step on ``batch``; returns the loss. Default: no parameter update."""
         return 0.0
 
+    def forget_users(self, user_idx: np.ndarray) -> None:
+        """Reset what the model learned for these user rows: the engine evicted their users,
+        and a row may go to a new user. Default: nothing (a model that keeps no per-user
+        parameters, or one whose rows a new user may inherit)."""
+        return
+
+    def served(
+        self, user_idx: np.ndarray, histories: Sequence[np.ndarray], scores: np.ndarray
+    ) -> None:
+        """The rows ``score`` just returned for a request, as the engine serves them.
+
+        The engine calls it after scoring for users it personalises (before it masks
+        anything), so that a step can reuse what a user was shown instead of scoring them
+        again. Default: ignored (``WithOnlineBias`` keeps them for its next step).
+        """
+        return None
+
+    @property
+    def updates_online(self) -> bool:
+        """Whether ``learn`` can change what ``score`` returns for a user with the same history.
+
+        A wrapper that reuses scores served before a step (``WithOnlineBias``) reads it.
+        Default: True, unless the class keeps ``RecModel.learn`` (no parameter update).
+        """
+        return type(self).learn is not RecModel.learn
+
     # --- persistence ------------------------------------------------------------
     @abc.abstractmethod
     def hyperparameters(self) -> dict[str, Any]:
@@ -229,6 +256,27 @@ class RecModel(abc.ABC):
     @abc.abstractmethod
     def set_state(self, state: dict[str, Any]) -> None:
         """Restore what ``get_state`` returned."""
+
+
+@runtime_checkable
+class DotProduct(Protocol):
+    """A model whose scores are ``user_states(u, h) @ item_vectors().T + item_bias()``.
+
+    The serving layer's retrieval index searches such a model's item vectors with each
+    request's user state instead of scoring the whole catalogue. ``item_vectors`` (and
+    ``item_bias``) may return None where the model is not fitted, or not a dot product in
+    its current setting (``hybrid`` with an EASE part).
+    """
+
+    def user_states(self, user_idx: np.ndarray, histories: Sequence[np.ndarray], **kw: Any) -> Any:
+        """(batch, d) user vectors as of ``histories`` (numpy or torch); ``times=`` for a
+        model that reads them, as ``score`` does."""
+
+    def item_vectors(self) -> np.ndarray | None:
+        """(n_items, d) item vectors."""
+
+    def item_bias(self) -> np.ndarray | None:
+        """(n_items,) added to every user's scores, or None for no bias."""
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -330,7 +378,8 @@ def xavier_(module: nn.Module) -> None:
 
 def log_popularity(counts: np.ndarray) -> np.ndarray:
     """Popularity prior as a score: log(1 + count), float32."""
-    return np.log1p(counts).astype(np.float32)
+    out: np.ndarray = np.log1p(counts).astype(np.float32)
+    return out
 
 
 def as_long(x: np.ndarray | Sequence[int]) -> torch.Tensor:

@@ -42,6 +42,7 @@ from recloop.models.base import (
     TrainData,
     check_positive_ints,
 )
+from recloop.models.configs import EASEConfig, build_config
 from recloop.models.registry import register
 
 #: users whose running sums are kept between requests (least recently used go first)
@@ -142,17 +143,17 @@ class EASE(RecModel):
     holds_out_validation = False  # a closed form: nothing to stop early
     learns_from_replay = False  # counts new events only
 
-    def __init__(
-        self,
-        seed: int = 0,
-        reg: float = 100.0,
-        max_items: int = 4000,
-        history_len: int = 200,
-        recent_len: int = 10,
-        recent_weight: float = 0.0,
-        refresh_every: int = 2000,
-    ) -> None:
+    def __init__(self, seed: int = 0, config: EASEConfig | None = None, **overrides: Any) -> None:
         super().__init__(seed)
+        self.config = c = build_config("ease", EASEConfig, config, overrides)
+        reg, max_items, history_len, recent_len, recent_weight, refresh_every = (
+            c.reg,
+            c.max_items,
+            c.history_len,
+            c.recent_len,
+            c.recent_weight,
+            c.refresh_every,
+        )
         check_positive_ints(max_items=max_items, history_len=history_len, recent_len=recent_len)
         for key, value in (("reg", reg), ("recent_weight", recent_weight)):
             if (
@@ -244,6 +245,12 @@ class EASE(RecModel):
             self.row_of_ = np.concatenate(
                 [self.row_of_, np.full(n_items - len(self.row_of_), -1, np.int64)]
             )
+
+    @property
+    def updates_online(self) -> bool:
+        """Whether ``learn`` solves ``B`` again (``refresh_every`` > 0): counting alone
+        changes no score."""
+        return self.refresh_every > 0
 
     def learn(self, batch: OnlineBatch) -> float:
         """Count each new positive event against the items its user had before, and solve

@@ -22,18 +22,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from recloop.models._factors import Recency, RecencyFactors, new_optimizers
 from recloop.models.base import (
     FitOptions,
     TrainData,
     check_positive,
     seed_everything,
 )
-from recloop.models.mf import (
-    Recency,
-    RecencyFactors,
-    RecencyFactorsModel,
-    new_optimizers,
-)
+from recloop.models.configs import LightGCNConfig, build_config
+from recloop.models.mf import RecencyFactorsModel
 from recloop.models.registry import register
 
 
@@ -47,7 +44,8 @@ class _SymmetricSpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         ctx.adj = adj
-        return torch.sparse.mm(adj, x)
+        out: torch.Tensor = torch.sparse.mm(adj, x)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:  # noqa: D102
@@ -68,7 +66,7 @@ def normalized_adjacency(
     deg = np.bincount(rows, minlength=n).astype(np.float64)
     d_inv = 1.0 / np.sqrt(np.maximum(deg, 1.0))
     vals = torch.from_numpy((d_inv[rows] * d_inv[cols]).astype(np.float32))
-    with torch.sparse.check_sparse_tensor_invariants(True):
+    with torch.sparse.check_sparse_tensor_invariants(True):  # type: ignore[no-untyped-call]
         coo = torch.sparse_coo_tensor(
             torch.from_numpy(np.stack([rows, cols])), vals, (n, n)
         ).coalesce()
@@ -96,7 +94,7 @@ class LightGCNNet(nn.Module):
         e = torch.cat([self.user, self.item])
         total = e
         for _ in range(self.layers):
-            e = _SymmetricSpMM.apply(self.adj, e)
+            e = _SymmetricSpMM.apply(self.adj, e)  # type: ignore[no-untyped-call]
             total = total + e
         total = total / (self.layers + 1)
         return total[: self.n_users], total[self.n_users :]
@@ -121,23 +119,39 @@ class LightGCN(RecencyFactorsModel):
     name = "lightgcn"
 
     def __init__(
-        self,
-        seed: int = 0,
-        dim: int = 64,
-        layers: int = 3,
-        epochs: int = 60,
-        lr: float = 2e-2,
-        reg: float = 1e-4,
-        batch_size: int = 4096,
-        n_negatives: int = 8,
-        history_len: int = 10,
-        recency_decay: float = 0.8,
-        patience: int = 5,
-        fold_in_reg: float = 0.5,
-        online_lr: float = 0.05,
-        online_negatives: int = 4,
+        self, seed: int = 0, config: LightGCNConfig | None = None, **overrides: Any
     ) -> None:
         super().__init__(seed)
+        self.config = c = build_config("lightgcn", LightGCNConfig, config, overrides)
+        (
+            dim,
+            layers,
+            epochs,
+            lr,
+            reg,
+            batch_size,
+            n_negatives,
+            history_len,
+            recency_decay,
+            patience,
+            fold_in_reg,
+            online_lr,
+            online_negatives,
+        ) = (
+            c.dim,
+            c.layers,
+            c.epochs,
+            c.lr,
+            c.reg,
+            c.batch_size,
+            c.n_negatives,
+            c.history_len,
+            c.recency_decay,
+            c.patience,
+            c.fold_in_reg,
+            c.online_lr,
+            c.online_negatives,
+        )
         check_positive(layers=layers)
         self.layers = layers
         self._init_factors(

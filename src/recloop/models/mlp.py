@@ -41,6 +41,9 @@ training mean, which is also what ``score`` (ranking) and ``learn`` assume.
 ``fit`` a random ``id_dropout`` share of rows sees it instead of their id, so it
 learns the average. Index -1 (or beyond the table) maps to it, and ``grow`` starts new
 rows as copies of it.
+
+The file is longer than most (about 600 lines): the click label, the feature scaling, the
+two outputs and their two validations are one model's parts and read best together.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ from recloop.models.base import (
     check_positive_ints,
     seed_everything,
 )
+from recloop.models.configs import MLPConfig, build_config
 from recloop.models.registry import register
 from recloop.training import TrainConfig, train
 from recloop.training.validate import validation_ndcg
@@ -172,26 +176,42 @@ class ClickMLP(RecModel):
 
     name = "mlp"
 
-    def __init__(
-        self,
-        seed: int = 0,
-        dim: int = 32,
-        hidden: Sequence[int] = (64, 32),
-        epochs: int = 20,
-        lr: float = 5e-3,
-        batch_size: int = 1024,
-        weight_decay: float = 0.0,
-        n_negatives: int = 4,
-        neg_weight: float = 0.0,
-        click_threshold: float = 4.0,
-        id_dropout: float = 0.02,
-        patience: int = 3,
-        valid_fraction: float = 0.05,
-        online_lr: float = 0.01,
-        dense_every: int = 16,
-        dense_lr: float = 1e-4,
-    ) -> None:
+    def __init__(self, seed: int = 0, config: MLPConfig | None = None, **overrides: Any) -> None:
         super().__init__(seed)
+        self.config = c = build_config("mlp", MLPConfig, config, overrides)
+        (
+            dim,
+            hidden,
+            epochs,
+            lr,
+            batch_size,
+            weight_decay,
+            n_negatives,
+            neg_weight,
+            click_threshold,
+            id_dropout,
+            patience,
+            valid_fraction,
+            online_lr,
+            dense_every,
+            dense_lr,
+        ) = (
+            c.dim,
+            c.hidden,
+            c.epochs,
+            c.lr,
+            c.batch_size,
+            c.weight_decay,
+            c.n_negatives,
+            c.neg_weight,
+            c.click_threshold,
+            c.id_dropout,
+            c.patience,
+            c.valid_fraction,
+            c.online_lr,
+            c.dense_every,
+            c.dense_lr,
+        )
         check_positive_ints(
             dim=dim,
             epochs=epochs,
@@ -501,8 +521,8 @@ class ClickMLP(RecModel):
         self._item_opt.step(
             net.item.data,
             torch.cat([i, neg.reshape(-1)]),
-            torch.cat([iv.grad, nv.grad.reshape(-1, self.dim)]),
-        )  # type: ignore[union-attr, list-item]
+            torch.cat([iv.grad, nv.grad.reshape(-1, self.dim)]),  # type: ignore[union-attr, list-item]
+        )
         if self._learn_calls % self.dense_every == 0:
             if self._dense_opt is None:
                 self._dense_opt = torch.optim.Adam(net.dense_parameters(), lr=self.dense_lr)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from recloop.models.base import FitOptions, OnlineBatch, RecModel, TrainData
+from recloop.models.configs import PopularityConfig, build_config
 from recloop.models.registry import register
 
 
@@ -35,8 +36,12 @@ class Popularity(RecModel):
 
     name = "popularity"
 
-    def __init__(self, seed: int = 0, half_life_events: int = 5000) -> None:
+    def __init__(
+        self, seed: int = 0, config: PopularityConfig | None = None, **overrides: Any
+    ) -> None:
         super().__init__(seed)
+        self.config = c = build_config("popularity", PopularityConfig, config, overrides)
+        half_life_events = c.half_life_events
         if half_life_events < 0:
             raise ValueError(f"half_life_events must be >= 0, got {half_life_events}")
         self.half_life_events = half_life_events

@@ -22,13 +22,26 @@ def available() -> list[str]:
 
 
 def create(name: str, seed: int = 0, **hyperparameters: Any) -> RecModel:
+    """The model ``name`` built with ``hyperparameters`` (its config's fields as keywords).
+
+    ``online_bias_lr`` (default: ``ONLINE_BIAS_DEFAULTS``, else none) wraps it in
+    ``WithOnlineBias``, an online item offset on its scores.
+    """
     _load_builtin()
     cls = _REGISTRY.get(name)
     if cls is None:
         raise UnknownModelError(
             f"model: unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}"
         )
-    return cls(seed=seed, **hyperparameters)
+    from recloop.models.configs import ONLINE_BIAS_DEFAULTS
+
+    bias_lr = hyperparameters.pop("online_bias_lr", ONLINE_BIAS_DEFAULTS.get(name))
+    model = cls(seed=seed, **hyperparameters)
+    if bias_lr is None:
+        return model
+    from recloop.models.online_bias import WithOnlineBias
+
+    return WithOnlineBias(model, bias_lr)
 
 
 def _load_builtin() -> None:

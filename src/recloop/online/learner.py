@@ -194,8 +194,10 @@ class OnlineLearner:
         list that is not changed afterwards).
         """
         n = len(users)
-        take = (
-            self._rng.choice(n, size=min(n, self.config.reservoir_size), replace=False) if n else []
+        take: list[int] = (
+            self._rng.choice(n, size=min(n, self.config.reservoir_size), replace=False).tolist()
+            if n
+            else []
         )
         for j in take:
             h = histories(int(users[j]), int(j))
@@ -217,9 +219,9 @@ class OnlineLearner:
         res = self._reservoir
         fill = min(n, max(0, size - len(res)))
         if fill:
-            users, items, labels, weights = (
-                c.tolist() if isinstance(c, np.ndarray) else c
-                for c in (users, items, labels, weights)
+            users, items = (c.tolist() if isinstance(c, np.ndarray) else c for c in (users, items))
+            labels, weights = (
+                c.tolist() if isinstance(c, np.ndarray) else c for c in (labels, weights)
             )
             res.extend(
                 zip(

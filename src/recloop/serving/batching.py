@@ -13,8 +13,8 @@ of the constant endpoint's requests/s (`bench/serving.py`). The loop yields betw
 batches, so a long queue does not starve other routes.
 
 The batched path is the engine's own (``Recommender.recommend_batch_with_scores`` and
-``predict_proba_batch``), so answers equal the one-request methods; a faiss-retrieved
-user goes through the retriever, and if a batch fails its requests are answered one at a time.
+``predict_proba_batch``, retrieval index included), so answers equal the one-request
+methods; if a batch fails its requests are answered one at a time.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recloop.engine import Recommender
-from recloop.serving.retrieval import Retriever
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,6 @@ class Job:
     exclude_seen: bool = True
     item_id: str = ""
     behavior: float | None = None
-    retriever: Retriever | None = None
     future: asyncio.Future[Any] | None = field(default=None, repr=False)
 
 
@@ -121,19 +119,6 @@ def run_batch(jobs: Sequence[Job]) -> list[Outcome]:
     out: list[Outcome | None] = [None] * len(jobs)
     groups: dict[int, list[int]] = {}
     for n, job in enumerate(jobs):
-        if (
-            job.kind == "recommend"
-            and job.retriever is not None
-            and job.retriever.index is not None
-        ):
-            try:
-                top = job.retriever.recommend(job.user_id, job.k, job.exclude_seen)
-            except Exception as exc:  # answered by the exact path below
-                log.debug("retrieval failed for one request: %r", exc)
-                top = None
-            if top is not None:
-                out[n] = (True, top)
-                continue
         groups.setdefault(id(job.rec), []).append(n)
     for members in groups.values():
         batch = [jobs[n] for n in members]
@@ -167,7 +152,9 @@ def _score_batch(jobs: Sequence[Job]) -> list[Outcome]:
     out: list[Outcome] = [(False, RuntimeError("unanswered"))] * len(jobs)
     groups: dict[tuple[Any, ...], list[int]] = {}
     for r, job in enumerate(jobs):
-        key = ("recommend", job.k, job.exclude_seen) if job.kind == "recommend" else ("predict",)
+        key: tuple[Any, ...] = (
+            ("recommend", job.k, job.exclude_seen) if job.kind == "recommend" else ("predict",)
+        )
         groups.setdefault(key, []).append(r)
     for key, members in groups.items():
         try:

@@ -1,7 +1,7 @@
 """Errors at the HTTP edge: every failure is a JSON body ``{"error": {"field", "message"}}``.
 
 Library errors become HTTP statuses here and nowhere else: ``InvalidInputError`` → 422,
-``NotFittedError`` and ``StorageError`` → 503; malformed JSON → 400; oversize bodies → 413; unknown routes →
+``UnknownIdError`` → 404, ``NotFittedError`` and ``StorageError`` → 503; malformed JSON → 400; oversize bodies → 413; unknown routes →
 404; a wrong method → 405. An unexpected exception is logged and answered as a JSON 500
 that says nothing about its cause.
 """
@@ -15,7 +15,13 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from recloop.errors import InvalidInputError, NotFittedError, RecloopError, StorageError
+from recloop.errors import (
+    InvalidInputError,
+    NotFittedError,
+    RecloopError,
+    StorageError,
+    UnknownIdError,
+)
 from recloop.serving.responses import OrjsonResponse
 
 log = logging.getLogger(__name__)
@@ -60,6 +66,8 @@ async def _handle(request: Request, exc: Exception) -> Response:
         return error_response(exc.status, exc.field, exc.message, exc.headers)
     if isinstance(exc, InvalidInputError):
         return error_response(422, exc.field, exc.message)
+    if isinstance(exc, UnknownIdError):
+        return error_response(404, exc.field, exc.message)
     if isinstance(exc, NotFittedError):
         return error_response(503, "model", str(exc))
     if isinstance(exc, StorageError):  # the log refused the write: nothing was applied

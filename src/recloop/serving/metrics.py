@@ -75,6 +75,9 @@ class _EngineCollector(Collector):
             ("users", "Users known to the engine"),
             ("items", "Items known to the engine"),
             ("retrieval_index_items", "Items in the faiss retrieval index (0: exact scoring)"),
+            ("users_resident", "Users whose state the engine holds"),
+            ("users_evicted", "Users evicted past max_users since the model was loaded"),
+            ("state_bytes", "Bytes of the engine's per-user and per-item arrays"),
         ):
             yield GaugeMetricFamily(f"recloop_{name}", doc, value=float(f.get(name, 0)))
         steps = np.asarray(f.get("update_latency_ms", ()), np.float64)
@@ -90,6 +93,24 @@ class _EngineCollector(Collector):
             "recloop_online_update_window_steps",
             "Online steps in the latency window",
             value=float(len(steps)),
+        )
+        for name, doc in (
+            ("log_offset", "The event log's offset of the last event applied"),
+            ("log_lag", "Events in the log not yet applied"),
+        ):
+            if name in f:  # only with a durable event log
+                yield GaugeMetricFamily(f"recloop_{name}", doc, value=float(f[name]))
+        rate = f.get("online_hit_rate")
+        yield GaugeMetricFamily(
+            "recloop_online_hit_rate",
+            "Share of recent positive events whose item was in the top-10 last served to"
+            " that user (NaN before any)",
+            value=float("nan") if rate is None else float(rate),
+        )
+        yield GaugeMetricFamily(
+            "recloop_online_hit_window_events",
+            "Events the online hit rate is computed over",
+            value=float(f.get("online_hit_window_events", 0)),
         )
 
 

@@ -68,7 +68,7 @@ class EventIn(_Strict):
 
     user_id: Id = _id_field("the user")
     item_id: Id = _id_field("the item")
-    type: EventType = Field("click", description="kind of feedback")  # type: ignore[valid-type]
+    type: EventType = Field("click", description="kind of feedback")
     value: float | None = Field(None, description="rating, watch fraction...; default 1.0")
     timestamp: float | str | None = Field(
         None,
@@ -118,6 +118,10 @@ class HealthResponse(BaseModel):
     n_users: int
     n_items: int
     retrieval: Literal["exact", "faiss", "building"]
+    users_resident: int = Field(description="users whose state the engine holds")
+    users_evicted: int = Field(description="users evicted past max_users since the load")
+    user_rows: int = Field(description="rows the user tables are sized to")
+    state_bytes: int = Field(description="bytes of the engine's per-user and per-item arrays")
     log_offset: int | None = Field(
         description="the event log's offset of the last event applied (null without a log)"
     )

@@ -1,4 +1,4 @@
-"""What one app serves: the settings, the recommender, its retrieval index, metrics, keys.
+"""What one app serves: the settings, the recommender, metrics, keys.
 
 Routes read ``state.rec`` once per request, so ``POST /admin/reload`` can swap in a
 new recommender while requests that already hold the old one finish with it.
@@ -17,9 +17,8 @@ from recloop.engine.durable import Durable
 from recloop.serving.auth import KeyChecker
 from recloop.serving.batching import Batcher
 from recloop.serving.errors import ApiError
+from recloop.serving.live import LiveStats
 from recloop.serving.metrics import ServingMetrics
-from recloop.serving.retrieval import Retriever
-from recloop.serving.similar import SimilarItems
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +39,10 @@ class ServingState:
         self.settings = settings
         self.keys = KeyChecker(settings.key_bytes(), settings.read_requires_key)
         self.metrics = ServingMetrics()
+        self.live = LiveStats()
         self.admin_lock = threading.Lock()
         self.batcher = Batcher() if settings.micro_batching else None
         self.rec: Recommender | None = None
-        self.retriever: Retriever | None = None
-        self.similar: SimilarItems | None = None
         self.durable: Durable | None = None  # the event log and snapshots, when configured
         #: while recovering: ``{"log_offset", "target"}``, plus ``"error"`` if recovery failed
         self.recovery: dict[str, Any] | None = None
@@ -80,19 +78,18 @@ class ServingState:
             self.durable = durable
             self.replace(durable.rec)
             self.recovery = None
-            log.info("recovered: serving at log offset %d", durable.rec.log_offset_)
+            log.info("recovered: serving at log offset %d", durable.rec.log_offset)
 
         threading.Thread(target=run, name="recloop-recovery", daemon=True).start()
 
     def replace(self, rec: Recommender | None, start_index: bool = True) -> None:
         """Serve ``rec`` from now on; the previous recommender's online worker is stopped."""
         old = self.rec
-        retriever = None
         if rec is not None:
             s = self.settings
-            retriever = Retriever(rec, s.faiss_threshold, nprobe=s.faiss_nprobe, threads=s.threads)
-        self.rec, self.retriever = rec, retriever
-        self.similar = SimilarItems(rec) if rec is not None else None
+            rec.use_retrieval(s.faiss_threshold, nprobe=s.faiss_nprobe, threads=s.threads)
+            rec.limit_users(s.max_users or None)
+        self.rec = rec
         if start_index:
             self.start_index()
         if old is not None and old is not rec:
@@ -100,25 +97,33 @@ class ServingState:
 
     def start_index(self, background: bool = True) -> None:
         """Build the faiss index when the catalogue is over the threshold."""
-        if self.retriever is not None:
-            self.retriever.start(background=background)
+        if self.rec is not None:
+            self.rec.build_retrieval_index(background=background)
 
     def retrieval_status(self) -> str:
-        return self.retriever.status if self.retriever is not None else "exact"
+        return self.rec.retrieval_status if self.rec is not None else "exact"
 
     def figures(self) -> dict[str, Any]:
         """The engine's figures for ``/metrics``."""
         rec = self.rec
         if rec is None:
             return {}
-        index = self.retriever.index if self.retriever is not None else None
+        durable = self.durable
+        log_figures: dict[str, Any] = {}
+        if durable is not None:  # the dashboard shows these only where a log exists
+            applied = rec.log_offset
+            log_figures = {"log_offset": applied, "log_lag": durable.log.last_offset() - applied}
         return {
-            "model_version": rec.model_version_,
-            "events_applied": rec.events_applied_,
+            **log_figures,
+            "model_version": rec.model_version,
+            "events_applied": rec.events_applied,
             "users": rec.n_users,
             "items": rec.n_items,
-            "retrieval_index_items": index.n_items if index is not None else 0,
-            "update_latency_ms": rec.update_latency_ms(),
+            "retrieval_index_items": rec.retrieval_info()["items"],
+            **rec.memory_status(),
+            "update_latency_ms": rec.learner_status().step_ms,
+            "online_hit_rate": self.live.hit_rate(),
+            "online_hit_window_events": self.live.hit_window_events(),
         }
 
     def close(self) -> None:
@@ -132,11 +137,7 @@ class ServingState:
 
 
 def _close(rec: Recommender) -> None:
-    # Recommender has no public close() yet (see report): stop its learner's worker thread.
-    learner = getattr(rec, "_learner", None)
-    close = getattr(learner, "close", None)
-    if callable(close):
-        try:
-            close()
-        except Exception:  # shutting down: log and go on
-            log.exception("closing the online learner failed")
+    try:
+        rec.close()
+    except Exception:  # shutting down: log and go on
+        log.exception("closing the recommender failed")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from recloop.serving.routes import admin, events, items, predict, recommend, system, users
+from recloop.serving.routes import admin, events, items, predict, recommend, system, ui, users
 
-ALL = (predict, recommend, events, users, items, system, admin)
+ALL = (predict, recommend, events, users, items, system, admin, ui)
 
 __all__ = ["ALL"]

@@ -59,8 +59,8 @@ def router(state: ServingState) -> APIRouter:
         return OrjsonResponse(
             {
                 "path": str(path),
-                "model_version": rec.model_version_,
-                "events_applied": rec.events_applied_,
+                "model_version": rec.model_version,
+                "events_applied": rec.events_applied,
             }
         )
 
@@ -97,8 +97,8 @@ def router(state: ServingState) -> APIRouter:
         return OrjsonResponse(
             {
                 "path": str(path),
-                "model_version": rec.model_version_,
-                "events_applied": rec.events_applied_,
+                "model_version": rec.model_version,
+                "events_applied": rec.events_applied,
             }
         )
 

@@ -89,11 +89,16 @@ def router(state: ServingState) -> APIRouter:
         else:
             applied = rec.update(payload)
         state.metrics.events.inc(applied)
+        state.live.count(applied)
+        if state.live.watching():  # the online hit rate: were these items just served?
+            state.live.record_events(
+                payload if isinstance(payload, list) else [payload], rec.feedback
+            )
         return OrjsonResponse(
             {
                 "accepted": applied,
-                "events_applied": rec.events_applied_,
-                "model_version": rec.model_version_,
+                "events_applied": rec.events_applied,
+                "model_version": rec.model_version,
                 "offset": offset,
             }
         )

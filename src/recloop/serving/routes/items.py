@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from recloop.serving.errors import ApiError
 from recloop.serving.inputs import query_int
 from recloop.serving.responses import OrjsonResponse
 from recloop.serving.schemas import ERRORS, ErrorResponse, SimilarResponse
@@ -35,11 +34,7 @@ def router(state: ServingState) -> APIRouter:
         co-occurrence in users' histories."""
         state.keys.require(request, write=False)
         k = query_int(request, "k", 10, 1, max_k)
-        state.engine()
-        finder = state.similar
-        if finder is None:
-            raise ApiError(503, "model", "no model is loaded")
-        iid, top, method = finder.similar(item_id, k)
+        iid, top, method = state.engine().similar_items(item_id, k)
         return OrjsonResponse(
             {
                 "item_id": iid,

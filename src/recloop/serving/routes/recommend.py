@@ -65,25 +65,17 @@ def router(state: ServingState) -> APIRouter:
         k = query_int(request, "k", 10, 1, max_k)
         exclude_seen = query_bool(request, "exclude_seen", True)
         rec = state.engine()
-        retriever = state.retriever
         if state.batcher is not None:
-            top = await state.batcher.submit(
-                Job("recommend", rec, user_id, k, exclude_seen, retriever=retriever)
-            )
+            top = await state.batcher.submit(Job("recommend", rec, user_id, k, exclude_seen))
         else:
-            top = (
-                retriever.recommend(user_id, k, exclude_seen)
-                if retriever is not None and retriever.index is not None
-                else None
-            )
-            if top is None:
-                top = rec.recommend_with_scores(user_id, k, exclude_seen)
+            top = rec.recommend_with_scores(user_id, k, exclude_seen)
+        state.live.served(user_id, [i for i, _ in top[:10]])
         return OrjsonResponse(
             {
                 "user_id": user_id,
                 "items": [{"item_id": i, "score": s} for i, s in top],
-                "model_version": rec.model_version_,
-                "events_applied": rec.events_applied_,
+                "model_version": rec.model_version,
+                "events_applied": rec.events_applied,
             }
         )
 

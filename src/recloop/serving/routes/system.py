@@ -51,12 +51,13 @@ def router(state: ServingState) -> APIRouter:
             {
                 "status": "ok",
                 "model": rec.model_name,
-                "model_version": rec.model_version_,
-                "events_applied": rec.events_applied_,
+                "model_version": rec.model_version,
+                "events_applied": rec.events_applied,
                 "n_users": rec.n_users,
                 "n_items": rec.n_items,
                 "retrieval": state.retrieval_status(),
-                "log_offset": rec.log_offset_ if state.durable is not None else None,
+                **rec.memory_status(),
+                "log_offset": rec.log_offset if state.durable is not None else None,
             }
         )
 

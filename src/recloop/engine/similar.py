@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from recloop.engine import Recommender
+from recloop.errors import UnknownIdError
 from recloop.events import parse_id
-from recloop.serving.errors import ApiError
+
+if TYPE_CHECKING:
+    from recloop.engine.recommender import Recommender
 
 Method = Literal["cosine", "co-occurrence"]
 LARGE = 200_000
@@ -24,7 +26,8 @@ REFRESH_SECONDS = 30.0
 
 
 class SimilarItems:
-    """``similar(item_id, k)`` for one recommender, with a cache keyed by its state."""
+    """``similar(item_id, k)`` for one recommender, with a cache keyed by its state
+    (``Recommender.similar_items`` calls it)."""
 
     def __init__(self, rec: Recommender) -> None:
         self.rec = rec
@@ -49,12 +52,13 @@ class SimilarItems:
         self._key, self._events, self._built_at = key, self.rec.events_applied_, time.monotonic()
 
     def similar(self, item_id: object, k: int) -> tuple[str, list[tuple[str, float]], Method]:
-        """``(item_id, [(item_id, similarity)...], method)`` for the ``k`` nearest items."""
+        """``(item_id, [(item_id, similarity)...], method)`` for the ``k`` nearest items;
+        ``UnknownIdError`` for an item the recommender does not know."""
         rec = self.rec
         iid = parse_id(item_id, "item_id")
         iidx = rec.items_.get(iid)
         if iidx < 0:
-            raise ApiError(404, "item_id", f"unknown item {iid[:80]!r}")
+            raise UnknownIdError("item_id", f"unknown item {iid[:80]!r}")
         vectors = rec.model_.item_vectors()
         if vectors is not None and iidx < len(vectors):
             sims = self._cosine(np.asarray(vectors), iidx)
@@ -92,9 +96,10 @@ class SimilarItems:
                 or self._user_items is None
                 or not self._fresh(key, rec.n_items)
             ):
-                with rec._lock:  # no public accessor for a consistent copy yet (see report)
-                    user_items = [np.fromiter(s, np.int64, len(s)) for s in rec.seen_]
-                n_items = rec.n_items
+                with rec._lock:  # one consistent copy of every user's seen items
+                    st = rec.user_state_
+                    user_items = [st.seen(u) for u in range(len(st))]
+                    n_items = rec.n_items
                 lengths = np.array([len(s) for s in user_items], np.int64)
                 flat_items = np.concatenate(user_items) if user_items else np.zeros(0, np.int64)
                 flat_users = np.repeat(np.arange(len(user_items)), lengths)

@@ -15,8 +15,8 @@ build-time vectors, scores from the live ones. Items added since the build are s
 exactly as extra candidates; when they pass ``rebuild_after`` the index is rebuilt in
 the background and swapped in.
 
-This belongs in the engine's retrieval stage in the long run (DESIGN.md); it lives at
-the serving edge until the engine exposes one.
+``Recommender.recommend`` decides who is personalised and asks the ``Retriever`` for
+those users only; everyone else is scored exactly or gets popularity there.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from recloop.engine import Recommender
-from recloop.engine.recommender import known_history
-from recloop.events import parse_id
+from recloop.engine.userstate import known_history
+
+if TYPE_CHECKING:
+    from recloop.engine.recommender import Recommender
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ USER_VECTOR_METHODS = ("user_states", "user_vectors")
 def _model_parts(model: Any) -> tuple[UserVectors, np.ndarray, np.ndarray | None] | None:
     """``(user_vectors, item_vectors, item_bias)`` when the model looks like a dot-product model.
 
-    Duck-typed until the model interface names these (see the report); ``Retriever``
-    checks on real users that the scores agree before trusting them.
+    Duck-typed: ``Retriever`` checks on real users that the scores agree before trusting
+    them.
     """
     user_vectors = next(
         (f for f in (getattr(model, m, None) for m in USER_VECTOR_METHODS) if callable(f)), None
@@ -162,6 +162,8 @@ Status = Literal["exact", "building", "faiss"]
 class Retriever:
     """faiss candidates + exact re-ranking for a ``Recommender``'s dot-product model.
 
+    The ``Recommender`` owns it (``Recommender.use_retrieval``) and reads its state for it.
+
     Parameters
     ----------
     rec
@@ -196,15 +198,6 @@ class Retriever:
         self._guard = threading.Lock()
         self.disabled_reason = ""
 
-    # ------------------------------------------------------------------ locks
-    def _state_lock(self) -> AbstractContextManager[Any]:
-        lock: AbstractContextManager[Any] = self.rec._lock  # no public accessor yet (see report)
-        return lock
-
-    def _model_lock(self) -> AbstractContextManager[Any]:
-        lock: AbstractContextManager[Any] = getattr(self.rec, "_model_lock", self.rec._lock)
-        return lock
-
     # ------------------------------------------------------------------ building
     @property
     def status(self) -> Status:
@@ -216,7 +209,7 @@ class Retriever:
 
     def wanted(self) -> bool:
         """Whether the catalogue is large enough and the model is a dot-product model."""
-        return self.rec.fitted_ and self.rec.n_items > self.threshold and not self.disabled_reason
+        return self.rec.is_fitted and self.rec.n_items > self.threshold and not self.disabled_reason
 
     def start(self, background: bool = True) -> None:
         """Build (or rebuild) the index if it is wanted and missing or stale; in a daemon
@@ -244,15 +237,8 @@ class Retriever:
         """Build the index now from the model's current item vectors and swap it in."""
         t0 = time.perf_counter()
         rec = self.rec
-        with (
-            self._state_lock()
-        ):  # the engine's order: state lock, then model lock, never the reverse
-            users = np.unique(
-                np.linspace(0, rec.n_users - 1, num=min(4, rec.n_users)).astype(np.int64)
-            )
-            hist = [np.asarray(rec.sequences_[u], np.int64) for u in users]
-            times = [rec._times(int(u)) for u in users] if rec.model_.uses_times else None
-        with self._model_lock():
+        users, hist, times = _sample_states(rec, 4)
+        with rec._model_lock:
             parts = _model_parts(rec.model_)
             if parts is None:
                 self.disabled_reason = (
@@ -295,35 +281,73 @@ class Retriever:
         )
         return bool(np.allclose(exact, approx, rtol=1e-3, atol=1e-3))
 
-    # ------------------------------------------------------------------ serving
-    def recommend(
-        self, user_id: object, k: int, exclude_seen: bool
-    ) -> list[tuple[str, float]] | None:
-        """Top-``k`` ``(item_id, score)`` via the index, or ``None`` to use exact scoring.
+    def info(self) -> dict[str, Any]:
+        """``status``, ``items`` (0 without an index), ``nlist``, ``nprobe``,
+        ``build_seconds`` and ``disabled_reason``."""
+        index = self.index
+        return {
+            "status": self.status,
+            "items": index.n_items if index is not None else 0,
+            "nlist": index.nlist if index is not None else None,
+            "nprobe": index.nprobe if index is not None else None,
+            "build_seconds": self.build_seconds,
+            "disabled_reason": self.disabled_reason,
+        }
 
-        ``None`` when no index is ready, for users the model cannot personalise (they get
-        the engine's popularity ranking) and when filtering leaves fewer than ``k``.
-        """
+    # ------------------------------------------------------------------ serving
+    def recommend_rows(
+        self,
+        uidxs: list[int],
+        hist: list[np.ndarray],
+        seen: list[np.ndarray],
+        times: list[np.ndarray] | None,
+        n_items: int,
+        k: int,
+        exclude_seen: bool,
+    ) -> list[tuple[list[int], np.ndarray]]:
+        """Top-``k`` ``(item indices, scores)`` per user: the users the model personalises
+        from the index, the others (and any the index cannot fill) through the engine's
+        exact scoring, which gives users it cannot personalise recent popularity."""
+        rec = self.rec
+        arr = np.asarray(uidxs, np.int64)
+        with rec._model_lock:
+            warm = rec._personalised(arr, known_history(hist, None, rec.model_.n_items_)[0])
+        out: list[tuple[list[int], np.ndarray] | None] = [None] * len(uidxs)
+        for r in np.flatnonzero(warm).tolist():
+            ex = seen[r] if exclude_seen else seen[r][:0]
+            found = self.top(uidxs[r], hist[r], None if times is None else times[r], ex, k)
+            if found is not None:
+                out[r] = (found[0].tolist(), found[1])
+        rest = [r for r, row in enumerate(out) if row is None]
+        if rest:
+            scores = rec._scores(
+                [uidxs[r] for r in rest],
+                [hist[r] for r in rest],
+                n_items,
+                None if times is None else [times[r] for r in rest],
+                warm[rest],
+            )
+            tops = rec._top_rows(scores, [seen[r] for r in rest], k, exclude_seen)
+            for n, r in enumerate(rest):
+                out[r] = (tops[n], scores[n, tops[n]])
+        return [row if row is not None else ([], np.zeros(0, np.float32)) for row in out]
+
+    def top(
+        self,
+        uidx: int,
+        hist: np.ndarray,
+        times: np.ndarray | None,
+        seen: np.ndarray,
+        k: int,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Top-``k`` ``(item indices, scores)`` of a personalised user via the index, best
+        first, without the items in ``seen``; ``None`` when no index is ready or filtering
+        leaves fewer than ``k`` (the caller then scores every item)."""
         index = self.index
         if index is None:
             return None
         rec = self.rec
-        uid = parse_id(user_id, "user_id")
-        with self._state_lock():
-            uidx = rec.users_.get(uid)
-            if uidx < 0:
-                return None
-            hist = np.asarray(rec.sequences_[uidx], np.int64)
-            times = rec._times(uidx) if rec.model_.uses_times else None
-            seen_set = rec.seen_[uidx]
-            seen = (
-                np.fromiter(seen_set, np.int64, len(seen_set))
-                if exclude_seen
-                else np.zeros(0, np.int64)
-            )
-        if rec.model_.uses_history and not len(hist):
-            return None
-        with self._model_lock():
+        with rec._model_lock:
             parts = _model_parts(rec.model_)
             if parts is None:
                 return None
@@ -331,8 +355,7 @@ class Retriever:
             n_model = len(items)
             (hist,), extra = known_history([hist], None if times is None else [times], n_model)
             u = _numpy(user_vectors(np.asarray([uidx], np.int64), [hist], **extra))[0]
-            want = k + len(seen) + max(k, 32)
-            cand = index.search(u, want)
+            cand = index.search(u, k + len(seen) + max(k, 32))
             fresh = n_model - index.n_items
             if fresh > 0:
                 cand = np.concatenate([cand, np.arange(index.n_items, n_model, dtype=cand.dtype)])
@@ -346,8 +369,7 @@ class Retriever:
         if len(cand) < k and len(cand) < n_model - len(seen):
             return None
         order = np.argsort(-scores, kind="stable")[:k]
-        ids = rec.items_.ids(cand[order].tolist())
-        return [(i, float(s)) for i, s in zip(ids, scores[order])]
+        return cand[order].astype(np.int64), scores[order].astype(np.float32)
 
     def _limit(self, index: RetrievalIndex) -> int:
         return (
@@ -368,3 +390,15 @@ class Retriever:
         index = self.index
         if index is not None and fresh >= self._limit(index):
             self.start(background=True)
+
+
+def _sample_states(
+    rec: Recommender, n: int
+) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray] | None]:
+    """Up to ``n`` user rows spread over the table with their histories (and timestamps when
+    the model reads them): what the consistency check scores."""
+    with rec._lock:
+        rows = len(rec.users_)
+        users = np.unique(np.linspace(0, rows - 1, num=min(n, rows)).astype(np.int64))
+        hist, _, _, times = rec._gather(users.tolist())
+    return users, hist, times
