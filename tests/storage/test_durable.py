@@ -319,3 +319,37 @@ def test_a_corrupt_log_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StorageError, match=r"log: cannot open '.*e.db': file is not a database"):
         open_log(f"sqlite://{path}")
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_snapshots_taken_while_updates_run_are_consistent(
+    model: Path, tmp_path: Path, fork: bool
+) -> None:
+    url = f"sqlite://{tmp_path}/e.db"
+    store = ModelStore(tmp_path / "snaps", keep=10)
+    rec = Recommender.load(model)
+    durable = rec.attach_log(open_log(url), store, SnapshotPolicy(0, 0))
+    durable.fork = fork
+    done = threading.Event()
+
+    def writer() -> None:
+        for n in range(300):
+            rec.update([click(f"w{n % 4}", f"i{n}-{j}", 1.8e9 + n) for j in range(3)])
+        done.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    while not done.is_set():
+        durable.snapshot()
+    t.join()
+    assert durable.pause_ms >= 0.0
+    live = engine_state(rec)
+    durable.close()
+    for snap in store.kept():  # each snapshot plus the log after its offset is the live state
+        back = Recommender.load(snap.path)
+        assert back.log_offset_ == snap.log_offset
+        assert sum(len(back.history(f"w{u}")) for u in range(4)) == snap.log_offset
+        log = open_log(url)
+        replay(back, log)
+        log.close()
+        assert engine_state(back) == live

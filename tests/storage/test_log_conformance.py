@@ -192,3 +192,21 @@ def unused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_a_torn_append_only_file_tail_keeps_every_acknowledged_event(durable_valkey) -> None:
+    url = f"{durable_valkey.url}?stream=torn"
+    log = open_log(url, durability="fsync")
+    for k in range(3):
+        log.append(batch(4, 4 * k))
+    log.close()
+    durable_valkey.kill()
+    incr = sorted(durable_valkey.folder.rglob("*.incr.aof"))
+    assert incr, "the server keeps an append-only file"
+    with open(incr[-1], "ab") as f:  # a command cut short by the crash
+        f.write(b"*5\r\n$4\r\nXADD\r\n$5\r\ntorn")
+    durable_valkey.start()
+    again = open_log(url, durability="fsync")
+    assert everything(again)[1] == batch(12).events()
+    assert list(again.append(batch(1))) == [13]
+    again.close()

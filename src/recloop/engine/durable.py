@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import torch
 
 from recloop.engine.ingest import parse_events
 from recloop.errors import ConfigError, StorageError
@@ -40,6 +45,8 @@ if TYPE_CHECKING:
     from recloop.engine.recommender import Recommender
 
 log = logging.getLogger(__name__)
+#: a snapshot's writer process is killed (and the snapshot abandoned) after this long
+SNAPSHOT_TIMEOUT_S = 600.0
 #: ``(offset applied, last offset of the log)`` as a replay goes
 Progress = Callable[[int, int], None]
 
@@ -184,6 +191,10 @@ class Durable:
         self.store = store
         self.policy = policy or SnapshotPolicy()
         self.committer = GroupCommitter(event_log)
+        #: write snapshots from a forked child (POSIX), pausing updates only for the fork
+        self.fork = True
+        #: how long the last snapshot held the engine's locks, in milliseconds
+        self.pause_ms = 0.0
         self.last_snapshot: SnapshotInfo | None = None
         self._snap_offset = rec.log_offset_
         self._snap_time = time.monotonic()
@@ -219,9 +230,53 @@ class Durable:
 
     # ------------------------------------------------------------------ snapshots
     def _save(self, folder: Path) -> dict[str, int]:
-        self.rec.save(folder)
+        if self.fork and hasattr(os, "fork"):
+            self._save_forked(folder)
+        else:
+            t0 = time.perf_counter()
+            self.rec.save(folder)
+            self.pause_ms = (time.perf_counter() - t0) * 1000
         meta = json.loads((folder / "meta.json").read_text())
         return {"model_version": int(meta["model_version"]), "log_offset": int(meta["log_offset"])}
+
+    def _save_forked(self, folder: Path) -> None:
+        """``rec.save`` in a forked child: the fork is a copy-on-write image of the state
+        taken under the engine's locks, so updates pause only for the fork itself (as
+        Redis's BGSAVE) while the child writes."""
+        rec = self.rec
+        t0 = time.perf_counter()
+        parent = os.getpid()
+        with rec._lock, rec._model_lock:
+            pid = os.fork()
+            if pid == 0:  # the child: the locks are its own thread's, save re-enters them
+                code = 1
+                try:
+                    _die_with_parent(parent)
+                    # the parent's intra-op thread pool did not survive the fork: one thread
+                    torch.set_num_threads(1)
+                    rec.save(folder)
+                    code = 0
+                except BaseException:  # report, and exit without the parent's cleanup
+                    traceback.print_exc()
+                finally:
+                    os._exit(code)
+        self.pause_ms = (time.perf_counter() - t0) * 1000
+        deadline = time.monotonic() + SNAPSHOT_TIMEOUT_S
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise StorageError(
+                    f"snapshots: writing {str(folder)!r} took over {SNAPSHOT_TIMEOUT_S} s"
+                )
+            time.sleep(0.01)
+        if status != 0:
+            raise StorageError(
+                f"snapshots: the process writing {str(folder)!r} failed (wait status {status})"
+            )
 
     def snapshot(self) -> SnapshotInfo:
         """Write a snapshot now and trim the log behind the oldest snapshot kept."""
@@ -235,9 +290,11 @@ class Durable:
             oldest = self.store.oldest_offset()
             dropped = self.log.trim(oldest + 1) if oldest is not None else 0
             log.info(
-                "snapshot at log offset %d in %.2f s (%s); %d log events trimmed",
+                "snapshot at log offset %d in %.2f s (updates paused %.1f ms; %s); "
+                "%d log events trimmed",
                 info.log_offset,
                 time.perf_counter() - t0,
+                self.pause_ms,
                 info.folder.name,
                 dropped,
             )
@@ -270,3 +327,16 @@ class Durable:
         self.committer.close()
         if close_log:
             self.log.close()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the snapshot child is killed with its parent (it must not outlive it holding
+    the parent's listening socket)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent is already gone
+        os._exit(1)
