@@ -238,10 +238,12 @@ def main() -> int:
     if args.baseline:
         (n, e) = sizes(args.baseline_size)[0]
         with tempfile.TemporaryDirectory() as tmp:
-            base = run_child(
-                baseline_src(args.baseline, Path(tmp)),
-                ["--child", "growth", "--users", str(n), "--events", str(e)],
+            where = (
+                Path(args.baseline_src)
+                if args.baseline_src
+                else baseline_src(args.baseline, Path(tmp))
             )
+            base = run_child(where, ["--child", "growth", "--users", str(n), "--events", str(e)])
         cand = run_child(src, ["--child", "growth", "--users", str(n), "--events", str(e)])
         compare = {
             "size": args.baseline_size,

@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
-import torch
 
-from recloop.data.dataset import as_interactions
 from recloop.data.vocab import Vocab
 from recloop.engine import persist
 from recloop.engine.eviction import evict_least_active, restore_columns
-from recloop.engine.fitdata import RESERVOIR_HISTORY, build_fit_data
+from recloop.engine.fitting import fit_recommender
 from recloop.engine.ingest import Events, apply_columns, parse_events
 from recloop.engine.recent import RecentCounts
 from recloop.engine.retrieval import Retriever
@@ -33,7 +31,7 @@ from recloop.engine.userstate import UserState
 from recloop.engine.views import LearnerStatus, Rows, UserView
 from recloop.errors import ConfigError, InvalidInputError, NotFittedError
 from recloop.events import DEFAULT_MAPPING, EventColumns, FeedbackMapping, parse_id, parse_value
-from recloop.models import FitOptions, RecModel, create
+from recloop.models import RecModel, create
 from recloop.online import OnlineConfig, OnlineLearner
 
 if TYPE_CHECKING:
@@ -63,6 +61,8 @@ class Recommender:
         ``popularity_half_life`` later positive events (default 5,000; 0: all-time counts).
         On the MovieLens-100K replay a user's first event is in that top-10 0.48 of the
         time, against 0.19 with all-time counts.
+    max_users
+        Most users whose state is held (``limit_users``; None: no bound).
     **hyperparameters
         Passed to the model's constructor.
 
@@ -138,47 +138,7 @@ class Recommender:
         ``sasrec``, whose fixed schedule ends at its best and which gains from training on
         each user's latest item (``RecModel.holds_out_validation``).
         """
-        inter = as_interactions(df)
-        model = create(self.model_name, seed=self.seed, **self.hyperparameters)
-        if validation is None:
-            validation = model.holds_out_validation
-        data = build_fit_data(inter, self.feedback, validation)
-        n_users, n_items = len(data.users), len(data.items)
-        with self._lock:
-            torch_threads = torch.get_num_threads()
-            try:
-                report = model.fit(
-                    data.train,
-                    FitOptions(epochs=epochs, show_progress=show_progress, threads=self.threads),
-                )
-            finally:
-                if self.threads and torch_threads != self.threads:
-                    torch.set_num_threads(torch_threads)
-            model.grow(n_users, n_items)
-            self.close()
-            with self._model_lock:
-                self.model_, self.fit_report_ = model, report
-            self.users_, self.items_ = data.users, data.items
-            self.users_.reuse_from = n_users
-            self.user_state_ = UserState()
-            self.user_state_.reset(data.sequences, data.times, data.seen)
-            self.item_counts_ = np.bincount(data.positive_items, minlength=n_items).astype(
-                np.float64
-            )
-            self.recent_.reset(data.positive_items, n_items)
-            if items is not None:
-                self.items_meta_ = items
-            self.events_applied_ = 0
-            self.model_version_ += 1
-            self.fitted_ = True
-            self._learner = self._make_learner()
-            seqs, rank = data.sequences, data.positive_rank
-            self._learner.seed_reservoir(
-                data.positive_users,
-                data.positive_items,
-                lambda uu, j: seqs[uu][max(0, rank[j] - RESERVOIR_HISTORY) : rank[j]],
-            )
-        return self
+        return fit_recommender(self, df, items, epochs, show_progress, validation)
 
     def _make_learner(self) -> OnlineLearner:
         return OnlineLearner(

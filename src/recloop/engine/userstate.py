@@ -27,6 +27,7 @@ import numpy as np
 _EMPTY_I = np.zeros(0, np.int64)
 _EMPTY_F = np.zeros(0, np.float64)
 _MIN_ARENA = 1024
+_FEW = 8  # events per append below which scalar steps beat the vectorised passes
 #: ``last_active`` of a free row: never the least recently active
 FREE = np.iinfo(np.int64).max
 
@@ -185,6 +186,8 @@ class UserState:
         if n == 0:
             return [], []
         self.clock += 1
+        if n <= _FEW:
+            return self._append_few(users, items, positive, stamps, refs)
         u = np.asarray(users, np.int64)
         pos = np.asarray(positive, bool)
         self.last_active[u] = self.clock
@@ -208,15 +211,50 @@ class UserState:
             for x in np.flatnonzero(~pos).tolist():
                 self._add_extra(int(u[x]), it[x : x + 1])
         if refs:
-            start, length, arena = self.start, self.length, self.items
-            made: dict[int, np.ndarray] = {}
-            for x in users:
-                h = made.get(x)
-                if h is None:  # int32, as stored: Prefixes reads rows as int64
-                    s = int(start[x])
-                    h = made[x] = arena[s : s + int(length[x])].copy()
-                out_refs.append(h)
+            out_refs = self._copies(users)
         return out_refs, ends
+
+    def _copies(self, users: Sequence[int]) -> list[np.ndarray]:
+        """Per event, a copy of its user's sequence (one per user, shared by their events;
+        ``int32`` as stored: ``Prefixes`` reads rows as int64)."""
+        start, length, arena = self.start, self.length, self.items
+        made: dict[int, np.ndarray] = {}
+        out = []
+        for x in users:
+            h = made.get(x)
+            if h is None:
+                s = int(start[x])
+                h = made[x] = arena[s : s + int(length[x])].copy()
+            out.append(h)
+        return out
+
+    def _append_few(
+        self,
+        users: Sequence[int],
+        items: Sequence[int],
+        positive: Sequence[bool],
+        stamps: Sequence[float],
+        refs: bool,
+    ) -> tuple[list[np.ndarray], list[int]]:
+        """``append`` for a request's few events: scalar steps cost less than the vectorised
+        passes' set-up. A chunk filled one event at a time grows to at least 4 entries."""
+        ends: list[int] = []
+        for x, i, p, t in zip(users, items, positive, stamps):
+            x = int(x)
+            self.last_active[x] = self.clock
+            n = int(self.length[x])
+            if refs:
+                ends.append(n)
+            if not p:
+                self._add_extra(x, np.array([i], np.int64))
+                continue
+            if n == int(self.cap[x]):
+                self._move(np.array([x], np.int64), np.array([n + 1], np.int64), min_cap=4)
+            at = int(self.start[x]) + n
+            self.items[at] = i
+            self.stamps[at] = t
+            self.length[x] = n + 1
+        return (self._copies(users) if refs else []), ends
 
     def _append_positive(self, u: np.ndarray, items: np.ndarray, stamps: np.ndarray) -> None:
         """Append positive events (in order) to their users' chunks."""
@@ -234,11 +272,12 @@ class UserState:
         self.stamps[at] = stamps[order]
         self.length[users] += counts.astype(np.int32)
 
-    def _move(self, users: np.ndarray, need: np.ndarray) -> None:
-        """Give ``users`` chunks of room for ``need`` entries at the arena's end; a user who
-        had a chunk gets 1.5× room."""
+    def _move(self, users: np.ndarray, need: np.ndarray, min_cap: int = 0) -> None:
+        """Give ``users`` chunks of room for ``need`` entries (at least ``min_cap``) at the
+        arena's end; a user who had a chunk gets 1.5× room."""
         old_cap = self.cap[users].astype(np.int64)
         cap = np.where(old_cap > 0, np.maximum(need, old_cap + old_cap // 2), need)
+        cap = np.maximum(cap, min_cap)
         total = int(cap.sum())
         if self.top + total > len(self.items):
             garbage = self.top - self.live
