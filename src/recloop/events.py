@@ -5,6 +5,10 @@ An event is one piece of user feedback: a view, click, rating, purchase, skip...
 ``Event`` or raises ``InvalidInputError`` naming the field, the value and what is allowed;
 it never raises any other exception type, whatever it is given.
 
+The module is longer than most because the single-event parser and the column-wise batch
+parser (``parse_event_columns``, the hot path of ``update``) must give the same errors for
+the same input; keeping both beside the schema they check is what keeps them in step.
+
 Examples
 --------
 >>> e = parse_event({"user_id": 7, "item_id": "i1", "type": "rating", "value": 4,

@@ -4,6 +4,9 @@
 unit or ISO-8601 strings, stray values) into the normalised form of
 ``recloop.data.dataset.COLUMNS`` and says how many rows it dropped and why.
 
+Each cleaning step is short; they stay in one module because the report counts rows across
+all of them in order, and splitting the steps would split that bookkeeping.
+
 Examples
 --------
 >>> import pandas as pd
