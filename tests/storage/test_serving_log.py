@@ -91,7 +91,11 @@ def test_health_says_recovering_until_the_replay_is_done(model: Path, tmp_path: 
 
     app = create_app(load_settings(env={}), None, recover=start)
     with TestClient(app) as client:
-        health = client.get("/health")
+        for _ in range(250):  # the recovery thread reports its target once it has opened the log
+            health = client.get("/health")
+            if health.json().get("target"):
+                break
+            threading.Event().wait(0.02)
         assert health.status_code == 503
         assert health.json()["status"] == "recovering" and health.json()["target"] == 50
         events = client.post("/events", json={"user_id": "a", "item_id": "early"})
