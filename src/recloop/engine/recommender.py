@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,7 @@ import torch
 
 from recloop.data.dataset import as_interactions
 from recloop.data.vocab import Vocab
+from recloop.engine.metadata import Metadata, attach_content
 from recloop.engine.recent import RecentCounts
 from recloop.errors import InvalidInputError, NotFittedError
 from recloop.events import (
@@ -119,6 +120,7 @@ class Recommender:
             popularity_half_life
         )  # what users the model cannot personalise get
         self.items_meta_: pd.DataFrame | None = None
+        self.metadata_ = Metadata()  # item and user attributes, items' content vectors
         self.fit_report_: dict[str, Any] = {}
         self.events_applied_ = 0
         self.model_version_ = 0
@@ -135,6 +137,7 @@ class Recommender:
         df: pd.DataFrame,
         *,
         items: pd.DataFrame | None = None,
+        users: pd.DataFrame | None = None,
         epochs: int | None = None,
         show_progress: bool = False,
         validation: bool | None = None,
@@ -146,6 +149,11 @@ class Recommender:
         history afterwards. ``None`` leaves it to the model: every model holds out but
         ``sasrec``, whose fixed schedule ends at its best and which gains from training on
         each user's latest item (``RecModel.holds_out_validation``).
+
+        ``items`` (``item_id`` and any of ``title``, ``text``, ``genres``/``tags``, numeric and
+        categorical columns) and ``users`` (``user_id`` and attributes) replace the
+        metadata held (``None`` keeps it); an item with metadata but no interaction is in
+        the catalogue and scored by its content (``set_items``).
         """
         inter = as_interactions(df)
         if len(inter) == 0:
@@ -163,6 +171,7 @@ class Recommender:
             self.users_, self.items_ = Vocab(), Vocab()
             u = self.users_.add_many(inter["user_id"].to_numpy())
             i = self.items_.add_many(inter["item_id"].to_numpy())
+            self._fit_metadata(items, users)  # items with metadata only join the catalogue
             types = inter["type"].to_numpy()
             values = inter["value"].to_numpy(dtype=np.float64)
             label = np.empty(len(inter), np.float32)
@@ -220,6 +229,7 @@ class Recommender:
                 valid_user_idx=np.asarray(vu, np.int64),
                 valid_item_idx=np.asarray(vi, np.int64),
             )
+            attach_content(model, self.metadata_, n_items)
             self.model_ = model
             torch_threads = torch.get_num_threads()
             try:
@@ -234,8 +244,7 @@ class Recommender:
             self.sequences_, self.seen_, self.times_ = seqs, seen, times
             self.item_counts_ = np.bincount(i[pos], minlength=n_items).astype(np.float64)
             self.recent_.reset(i[pos], n_items)
-            if items is not None:
-                self.items_meta_ = items
+            self.items_meta_ = self.metadata_.items
             self.events_applied_ = 0
             self.model_version_ += 1
             self.fitted_ = True
@@ -327,6 +336,7 @@ class Recommender:
                 rows = slice(None) if warm.all() else warm  # a slice copies without a mask's gather
                 out[rows, :m] = s[:, :m]
                 out[rows, m:] = -np.inf  # items newer than the model's table: not scorable yet
+                self._fill_cold(out, warm, hist, m)
         if (~warm).any():
             out[~warm] = self.recent_.scores(n_items, self.item_counts_[:n_items])
         return out
@@ -606,6 +616,72 @@ class Recommender:
             assert self._learner is not None
             self._learner.add_many(uidx, iidx, labels, weights, hist, ends)
 
+    # ------------------------------------------------------------------ metadata
+    def set_items(self, items: pd.DataFrame) -> list[str]:
+        """Add or change items' attributes (``item_id`` plus any columns; see ``fit``).
+
+        A new item joins the catalogue at once and, without retraining, is scored by its
+        content for users whose recent items resemble it. Returns the item ids written.
+        """
+        return self.put_metadata("items", items)
+
+    def set_users(self, users: pd.DataFrame) -> list[str]:
+        """Add or change users' attributes (``user_id`` plus any columns)."""
+        return self.put_metadata("users", users)
+
+    def put_metadata(self, kind: Literal["items", "users"], frame: pd.DataFrame) -> list[str]:
+        """The one write path of item and user attributes (``set_items``, ``set_users``)."""
+        if kind not in ("items", "users"):
+            raise InvalidInputError("kind", f"must be 'items' or 'users', got {kind!r}")
+        with self._lock:
+            if kind == "users":
+                return self.metadata_.put_users(frame)
+            rows = self.metadata_.put_items(frame, self.items_)
+            n_items = len(self.items_)
+            if n_items > len(self.item_counts_):
+                grown = np.zeros(max(2 * len(self.item_counts_), n_items, 64))
+                grown[: len(self.item_counts_)] = self.item_counts_
+                self.item_counts_ = grown
+            self.items_meta_ = self.metadata_.items
+            if self.fitted_:
+                with self._model_lock:
+                    attach_content(self.model_, self.metadata_, n_items)
+            return self.items_.ids(rows)
+
+    def item_metadata(self, item_id: object) -> dict[str, Any] | None:
+        """The item's attributes, or None when the catalogue has no such item."""
+        iid = parse_id(item_id, "item_id")
+        with self._lock:
+            if iid not in self.items_:
+                return None
+            return self.metadata_.item(iid) or {}
+
+    def user_metadata(self, user_id: object) -> dict[str, Any] | None:
+        """The user's attributes, or None when none were given."""
+        uid = parse_id(user_id, "user_id")
+        with self._lock:
+            return self.metadata_.user(uid)
+
+    def _fit_metadata(self, items: pd.DataFrame | None, users: pd.DataFrame | None) -> None:
+        """Replace the metadata given to ``fit`` (caller holds ``_lock``); what was set
+        before is kept where ``fit`` gets none."""
+        old = self.metadata_
+        self.metadata_ = Metadata()
+        if items is not None or old.items is not None:
+            self.metadata_.put_items(items if items is not None else old.items, self.items_)
+        if users is not None or old.users is not None:
+            self.metadata_.put_users(users if users is not None else old.users)
+
+    def _fill_cold(
+        self, out: np.ndarray, warm: np.ndarray, hist: list[np.ndarray], model_items: int
+    ) -> None:
+        """Content scores for items the model has no interactions for (``Metadata.fill_cold``);
+        a model that reads content itself scores them already."""
+        if self.metadata_.has_content and not hasattr(self.model_, "set_item_features"):
+            self.metadata_.fill_cold(
+                out, np.flatnonzero(warm), hist, self.item_counts_, model_items
+            )
+
     def flush(self) -> None:
         """Apply every queued parameter step now."""
         if self._learner is not None:
@@ -674,8 +750,7 @@ class Recommender:
             }
             torch.save(state, tmp / "state.pt")
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-            if self.items_meta_ is not None:
-                self.items_meta_.to_parquet(tmp / "items.parquet")
+            self.metadata_.save(tmp)
         if path.exists():
             # keep what others put in the folder (a run's train/test split), replace only ours
             for extra in path.iterdir():
@@ -757,9 +832,10 @@ class Recommender:
         rec.events_applied_ = int(meta.get("events_applied", 0))
         rec.model_version_ = int(meta.get("model_version", 1))
         rec.fit_report_ = meta.get("fit_report", {})
-        if (path / "items.parquet").exists():
-            rec.items_meta_ = pd.read_parquet(path / "items.parquet")
+        rec.metadata_.load(path, rec.items_)
+        rec.items_meta_ = rec.metadata_.items
         rec.model_.grow(len(rec.users_), len(rec.items_))
+        attach_content(rec.model_, rec.metadata_, len(rec.items_))
         rec.fitted_ = True
         rec._learner = rec._make_learner()
         return rec
