@@ -2,9 +2,11 @@
 that scores items the collaborative model knows nothing about.
 
 ``Metadata`` keeps the attribute tables (indexed by external id), a ``FeatureEncoder`` for
-each, and the item vectors aligned to the engine's item rows. ``fill_cold`` gives items
-with metadata but no positive interaction (or no row in the model's table yet) a score on
-the model's own scale: the item's content score for the user is ranked among the content
+each, the item vectors aligned to the engine's item rows, and a ``content`` model fitted
+beside the engine's model on the same data (``fit_content``), whatever that model is.
+``fill_cold`` gives items with metadata but no positive interaction (or no row in the
+model's table yet) a score on the model's own scale: the item's content score for the
+user (the ``content`` model's) is ranked among the content
 scores of the items the model does know, and the item takes the model's score at that
 rank, moved towards the top by ``new_item_boost`` (a quantile ``q`` becomes
 ``1 - (1 - q) / new_item_boost``). So a new item whose content matches the user's recent
@@ -22,11 +24,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from recloop.data.features import FeatureEncoder, normalise_rows
 from recloop.data.vocab import Vocab
 from recloop.errors import InvalidInputError
-from recloop.models.content import profiles
+from recloop.models import FitOptions, TrainData
+from recloop.models.content import Content, profiles
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +97,17 @@ class Metadata:
         self.item_vectors_ = np.zeros((0, 0), np.float32)
         self.has_item_ = np.zeros(0, bool)
         self.user_vectors_: dict[str, np.ndarray] = {}
+        self.scorer_: Content | None = None  # the content model behind fill_cold
+
+    def fit_content(self, data: TrainData, seed: int) -> None:
+        """Fit the content scorer on the engine's training data (nothing without content)."""
+        if not self.has_content:
+            self.scorer_ = None
+            return
+        scorer = Content(seed=seed, half_life=self.half_life, history_len=self.history_len)
+        scorer.set_item_features(self.item_matrix(data.n_items))
+        scorer.fit(data, FitOptions(show_progress=False))
+        self.scorer_ = scorer
 
     # ------------------------------------------------------------------ writes
     def put_items(self, frame: pd.DataFrame, vocab: Vocab) -> np.ndarray:
@@ -119,6 +134,8 @@ class Metadata:
             self._grow(n, enc.dim)
             self.item_vectors_[rows] = enc.transform(self.items.loc[frame.index])
             self.has_item_[rows] = True
+        if self.scorer_ is not None:
+            self.scorer_.set_item_features(self.item_matrix(n))
         return rows
 
     def put_users(self, frame: pd.DataFrame) -> list[str]:
@@ -192,7 +209,13 @@ class Metadata:
 
     # ------------------------------------------------------------------ scoring
     def content_scores(self, histories: Sequence[np.ndarray], n_items: int) -> np.ndarray:
-        """(batch, n_items) ``<profile, x_j>`` for each history (see ``models.content``)."""
+        """(batch, n_items) the content scorer's scores for each history (before
+        ``fit_content``: ``<profile, x_j>``, see ``models.content``)."""
+        if self.scorer_ is not None:
+            s = self.scorer_.score(np.full(len(histories), -1, np.int64), histories)
+            if s.shape[1] >= n_items:
+                return s[:, :n_items]
+            return np.pad(s, ((0, 0), (0, n_items - s.shape[1])))
         vec = self.item_matrix(n_items)
         return profiles(vec, histories, self.half_life, self.history_len) @ vec.T
 
@@ -245,6 +268,12 @@ class Metadata:
                 frame.reset_index().to_json(
                     folder / f"{name}.jsonl", orient="records", lines=True, date_format="iso"
                 )
+        if self.scorer_ is not None:
+            state = self.scorer_.get_state()
+            torch.save(
+                {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in state.items()},
+                folder / "content.pt",
+            )
 
     def load(self, folder: Path, vocab: Vocab) -> None:
         """Read what ``save`` wrote (and ``items.parquet`` of older snapshots)."""
@@ -264,6 +293,11 @@ class Metadata:
                 self.put_items(frame, vocab)
             else:
                 self.put_users(frame)
+        if (folder / "content.pt").exists():
+            scorer = Content(half_life=self.half_life, history_len=self.history_len)
+            scorer.set_state(torch.load(folder / "content.pt", weights_only=True))
+            scorer.set_item_features(self.item_matrix(len(vocab)))
+            self.scorer_ = scorer
 
 
 def _check_frame(frame: object, name: str) -> pd.DataFrame:

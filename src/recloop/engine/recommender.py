@@ -241,6 +241,7 @@ class Recommender:
                 if self.threads:
                     torch.set_num_threads(torch_threads) if torch_threads != self.threads else None
             self.model_.grow(n_users, n_items)
+            self.metadata_.fit_content(data, self.seed)
             self.sequences_, self.seen_, self.times_ = seqs, seen, times
             self.item_counts_ = np.bincount(i[pos], minlength=n_items).astype(np.float64)
             self.recent_.reset(i[pos], n_items)

@@ -1,11 +1,16 @@
 """Content-based scoring: a user's taste as the content vectors of what they interacted with.
 
-The ``content`` model scores item ``j`` for a user as ``<profile, x_j>``, where ``x_j`` is
-the item's content vector (``recloop.data.features``) and ``profile`` is the
-recency-weighted mean of the vectors of the user's last ``history_len`` positive items
-(the ``n``-th most recent weighs ``2 ** (-n / half_life)``). The profile is read from the
-history at every request, so an event moves the next answer with no parameter step, and
-an item with no interactions scores like any other: by its content.
+The ``content`` model scores item ``j`` for a user as ``p W x_j``: ``x_j = [1, content]`` is
+the item's content vector (``recloop.data.features``) with a constant, ``p`` the
+recency-weighted mean of those vectors over the user's last ``history_len`` positive items
+(the ``n``-th most recent weighs ``2 ** (-n / half_life)``), and ``W`` a bilinear map fitted
+in closed form at ``fit`` (ridge ``l2`` on each side): ``W = (PᵀP + l2·I)⁻¹ PᵀRX (XᵀX +
+l2·I)⁻¹``, with ``P`` the training users' profiles, ``R`` their binary user-item matrix and
+``X`` the items' vectors. ``W`` learns which content goes with which (a user of dramas and
+war films takes to a new war drama) and, through the constants, which content is popular.
+The profile is read from the history at every request, so an event moves the next answer
+with no parameter step, and an item with no interactions scores like any other: by its
+content. Dimensions added after ``fit`` (a new tag) weigh nothing until the next fit.
 
 The engine hands the vectors over with ``set_item_features`` (before ``fit``, and again
 whenever items are added or changed). Without them (no metadata) the model falls back to
@@ -89,6 +94,35 @@ def interaction_factors(data: TrainData, dim: int, seed: int) -> np.ndarray:
     return vec / np.maximum(norms, 1e-12)
 
 
+def with_constant(vectors: np.ndarray) -> np.ndarray:
+    """(n, 1 + d) float32: a column of ones, then ``vectors``."""
+    vec = np.asarray(vectors, np.float32)
+    return np.ascontiguousarray(np.hstack([np.ones((len(vec), 1), np.float32), vec]))
+
+
+def fit_bilinear(
+    vectors: np.ndarray, data: TrainData, half_life: float, history_len: int, l2: float
+) -> np.ndarray:
+    """(k, k) ``W`` minimising ``|R - P W Xᵀ|²`` with a ridge ``l2`` on each side (see the
+    module docstring); only items with a positive interaction enter ``X``."""
+    k = vectors.shape[1]
+    pos = data.positives
+    users, items = data.user_idx[pos], data.item_idx[pos]
+    ok = items < len(vectors)
+    users, items = users[ok], items[ok]
+    if not len(items):
+        return np.zeros((k, k), np.float32)
+    prof = profiles(vectors, data.sequences, half_life, history_len).astype(np.float64)
+    vec = vectors.astype(np.float64)
+    rx = np.zeros((data.n_users, k))  # R X: per user, the sum of their items' vectors
+    np.add.at(rx, users, vec[items])
+    warm = np.unique(items)
+    xtx = vec[warm].T @ vec[warm] + l2 * np.eye(k)
+    ptp = prof.T @ prof + l2 * np.eye(k)
+    w = np.linalg.solve(ptp, prof.T @ rx)
+    return np.linalg.solve(xtx, w.T).T.astype(np.float32)  # w @ inv(xtx), xtx symmetric
+
+
 @register
 class Content(RecModel):
     """Scores items by the similarity of their content to the user's recent items.
@@ -101,6 +135,8 @@ class Content(RecModel):
         Only the last ``history_len`` positive items make the profile (default 200).
     fallback_dim
         Dimension of the interaction profiles used when no content vectors are given.
+    l2
+        Ridge penalty of the bilinear map on each side (default 1).
     """
 
     name = "content"
@@ -114,14 +150,17 @@ class Content(RecModel):
         half_life: float = 20.0,
         history_len: int = 200,
         fallback_dim: int = 32,
+        l2: float = 1.0,
     ) -> None:
         super().__init__(seed)
-        check_positive(half_life=half_life)
+        check_positive(half_life=half_life, l2=l2)
         check_positive_ints(history_len=history_len, fallback_dim=fallback_dim)
         self.half_life = float(half_life)
         self.history_len = history_len
         self.fallback_dim = fallback_dim
-        self.vectors_ = np.zeros((0, 0), np.float32)
+        self.l2 = float(l2)
+        self.vectors_ = np.zeros((0, 0), np.float32)  # (n_items, 1 + d): a constant, then content
+        self.w_ = np.zeros((0, 0), np.float32)  # (1 + d, 1 + d) the bilinear map
         self.from_features_ = False
 
     # --- features -------------------------------------------------------------
@@ -130,7 +169,7 @@ class Content(RecModel):
         the items' content; None keeps the current vectors."""
         if vectors is None:
             return
-        self.vectors_ = np.ascontiguousarray(vectors, np.float32)
+        self.vectors_ = with_constant(vectors)
         self.from_features_ = True
         self.n_items_ = max(self.n_items_, len(self.vectors_))
 
@@ -138,16 +177,24 @@ class Content(RecModel):
     def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:
         self.n_users_, self.n_items_ = data.n_users, max(data.n_items, len(self.vectors_))
         if not self.from_features_:
-            self.vectors_ = interaction_factors(data, self.fallback_dim, self.seed)
+            self.vectors_ = with_constant(interaction_factors(data, self.fallback_dim, self.seed))
         self.grow(data.n_users, data.n_items)
+        self.w_ = fit_bilinear(self.vectors_, data, self.half_life, self.history_len, self.l2)
         return {"epochs_run": 0, "content": "features" if self.from_features_ else "interactions"}
 
     def score(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
         vec = self.vectors_
-        prof = profiles(vec, histories, self.half_life, self.history_len)
         out = np.zeros((len(user_idx), max(self.n_items_, len(vec))), np.float32)
-        if vec.size:
-            out[:, : len(vec)] = prof @ vec.T
+        if vec.size and self.w_.size:
+            prof = profiles(vec, histories, self.half_life, self.history_len)
+            out[:, : len(vec)] = self.user_map(prof) @ vec.T
+        return out
+
+    def user_map(self, prof: np.ndarray) -> np.ndarray:
+        """(batch, 1 + d) ``p W``, padded with zeros for dimensions added after ``fit``."""
+        d, k = prof.shape[1], len(self.w_)
+        out = np.zeros((len(prof), d), np.float32)
+        out[:, : min(d, k)] = (prof[:, :k] @ self.w_)[:, : min(d, k)]
         return out
 
     def can_personalise(self, user_idx: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
@@ -169,11 +216,13 @@ class Content(RecModel):
             "half_life": self.half_life,
             "history_len": self.history_len,
             "fallback_dim": self.fallback_dim,
+            "l2": self.l2,
         }
 
     def get_state(self) -> dict[str, Any]:
         return {
             "vectors": self.vectors_,
+            "w": self.w_,
             "from_features": int(self.from_features_),
             "n_users": self.n_users_,
             "n_items": self.n_items_,
@@ -182,5 +231,7 @@ class Content(RecModel):
     def set_state(self, state: dict[str, Any]) -> None:
         vec = state["vectors"]
         self.vectors_ = np.asarray(vec.numpy() if hasattr(vec, "numpy") else vec, np.float32)
+        w = state["w"]
+        self.w_ = np.asarray(w.numpy() if hasattr(w, "numpy") else w, np.float32)
         self.from_features_ = bool(int(state["from_features"]))
         self.n_users_, self.n_items_ = int(state["n_users"]), int(state["n_items"])
