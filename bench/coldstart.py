@@ -78,9 +78,7 @@ def lightfm_scores(
     cidx = np.array([imap[i] for i in cold], np.int32)
     out = np.empty((len(users), len(cold)), np.float32)
     for r, u in enumerate(users):
-        out[r] = model.predict(
-            umap[u], cidx, item_features=item_features, num_threads=1
-        )
+        out[r] = model.predict(umap[u], cidx, item_features=item_features, num_threads=1)
     return out
 
 
@@ -103,7 +101,10 @@ def cold_items(data: Any, seed: int, variants: dict[str, dict[str, Any]]) -> dic
 
     def score_rows(name: str, scores: np.ndarray, fit_s: float) -> None:
         rec_, ndcg_ = zip(
-            *(ranking_metrics(np.argsort(-scores[r], kind="stable"), rel[u]) for r, u in enumerate(users))
+            *(
+                ranking_metrics(np.argsort(-scores[r], kind="stable"), rel[u])
+                for r, u in enumerate(users)
+            )
         )
         rows.append(
             {
@@ -160,7 +161,8 @@ def cold_users(data: Any, seed: int, models: list[str]) -> dict[str, Any]:
     is_new = inter["user_id"].isin(new)
     train = inter[~is_new]
     firsts = {
-        u: g.sort_values("timestamp", kind="stable").head(6) for u, g in inter[is_new].groupby("user_id")
+        u: g.sort_values("timestamp", kind="stable").head(6)
+        for u, g in inter[is_new].groupby("user_id")
     }
     out: dict[str, Any] = {"n_users": len(firsts)}
     for name in models:
@@ -177,9 +179,7 @@ def cold_users(data: Any, seed: int, models: list[str]) -> dict[str, Any]:
                 rec.update({"user_id": u, "item_id": iid, "type": "click", "timestamp": int(ts)})
         rec.flush()
         label = "recent popularity (engine default)" if name == "popularity" else name
-        out[label] = {
-            f"HR@10 after {n}": round(float(hits[n] / counts[n]), 4) for n in range(6)
-        }
+        out[label] = {f"HR@10 after {n}": round(float(hits[n] / counts[n]), 4) for n in range(6)}
         print(label, out[label], file=sys.stderr, flush=True)
     return out
 

@@ -164,6 +164,8 @@ class FeatureEncoder:
             col = frame[name]
             low = str(name).lower()
             sample = col.dropna()
+            if not len(sample):
+                continue  # decided once a row has a value
             if low in TEXT_COLUMNS:
                 lay.text.append(name)
             elif low in TAG_COLUMNS or (
@@ -204,7 +206,7 @@ class FeatureEncoder:
         for name in lay.flags:
             if name in frame.columns:
                 on = pd.to_numeric(frame[name], errors="coerce").fillna(0).to_numpy() > 0.5
-                for r in np.flatnonzero(on):
+                for r in np.flatnonzero(on).tolist():
                     rows[r].append((TAG_GROUP, str(name)))
         for name in lay.categorical:
             if name in frame.columns:
@@ -250,10 +252,14 @@ class FeatureEncoder:
         at = 0
         if lay.text:
             present = [c for c in lay.text if c in frame.columns]
-            texts = [
-                " ".join(str(v) for v in vals if isinstance(v, str) and v.strip())
-                for vals in zip(*(frame[c].tolist() for c in present))
-            ] if present else [""] * n
+            texts = (
+                [
+                    " ".join(str(v) for v in vals if isinstance(v, str) and v.strip())
+                    for vals in zip(*(frame[c].tolist() for c in present))
+                ]
+                if present
+                else [""] * n
+            )
             out[:, : self.text_dim] = self.text.embed(texts) * math.sqrt(w.text)
             at = self.text_dim
         if lay.numeric:
@@ -268,9 +274,9 @@ class FeatureEncoder:
         for r, row in enumerate(self._row_tokens(frame)):
             groups: dict[str, list[int]] = {}
             for group, tok in row:
-                j = self.tokens_.get(tok)
-                if j is not None:
-                    groups.setdefault(group, []).append(j)
+                pos = self.tokens_.get(tok)
+                if pos is not None:
+                    groups.setdefault(group, []).append(pos)
             for group, cols in groups.items():
                 weight = w.tags if group == TAG_GROUP else w.categorical
                 out[r, [at + j for j in cols]] = math.sqrt(weight / len(cols))

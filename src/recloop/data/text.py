@@ -55,7 +55,8 @@ def hashed_bag_of_words(texts: Sequence[str], dim: int = HASHED_DIM) -> np.ndarr
             out[r, h % dim] += 1.0 if (h >> 63) & 1 else -1.0
     out = np.sign(out) * np.sqrt(np.abs(out))
     norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.maximum(norms, 1e-12)
+    unit: np.ndarray = out / np.maximum(norms, 1e-12)
+    return unit
 
 
 def minilm_available() -> bool:

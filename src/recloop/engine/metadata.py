@@ -8,10 +8,11 @@ beside the engine's model on the same data (``fit_content``), whatever that mode
 model's table yet) a score on the model's own scale: the item's content score for the
 user (the ``content`` model's) is ranked among the content
 scores of the items the model does know, and the item takes the model's score at that
-rank, moved towards the top by ``new_item_boost`` (a quantile ``q`` becomes
-``1 - (1 - q) / new_item_boost``). So a new item whose content matches the user's recent
-items better than 99% of the catalogue does sits in the top 0.1% of the model's ranking,
-and items with interactions keep exactly the scores the model gives them.
+rank, moved towards the top by ``new_item_boost`` (the share of items above it, ``1 - q``,
+becomes ``(1 - q) ** new_item_boost``). So with the default 2, a new item whose content
+matches the user's recent items better than 97% of the catalogue does sits in the top
+0.1% of the model's ranking, one that matches better than half of it sits at 75%, and
+items with interactions keep exactly the scores the model gives them.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, pd.Timestamp):
@@ -79,13 +80,13 @@ class Metadata:
     Parameters
     ----------
     new_item_boost
-        How far ``fill_cold`` lifts a content-scored item towards the top (1: none).
+        How far ``fill_cold`` lifts a content-scored item towards the top (1: not at all).
     half_life, history_len
         The user profile's recency weighting (as the ``content`` model's).
     """
 
     def __init__(
-        self, new_item_boost: float = 10.0, half_life: float = 20.0, history_len: int = 200
+        self, new_item_boost: float = 2.0, half_life: float = 20.0, history_len: int = 200
     ) -> None:
         self.new_item_boost = new_item_boost
         self.half_life = half_life
@@ -217,7 +218,8 @@ class Metadata:
                 return s[:, :n_items]
             return np.pad(s, ((0, 0), (0, n_items - s.shape[1])))
         vec = self.item_matrix(n_items)
-        return profiles(vec, histories, self.half_life, self.history_len) @ vec.T
+        out: np.ndarray = profiles(vec, histories, self.half_life, self.history_len) @ vec.T
+        return out
 
     def fill_cold(
         self,
@@ -256,7 +258,7 @@ class Metadata:
                 continue
             ref = np.sort(content[k, warm_items])
             q = np.searchsorted(ref, content[k, cold_items], side="right") / len(ref)
-            q = 1.0 - (1.0 - q) / boost
+            q = 1.0 - (1.0 - q) ** boost
             out[r, cold_items] = np.interp(q * (len(model) - 1), np.arange(len(model)), model)
 
     # ------------------------------------------------------------------ persistence
@@ -271,7 +273,10 @@ class Metadata:
         if self.scorer_ is not None:
             state = self.scorer_.get_state()
             torch.save(
-                {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in state.items()},
+                {
+                    k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v
+                    for k, v in state.items()
+                },
                 folder / "content.pt",
             )
 

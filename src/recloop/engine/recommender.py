@@ -22,6 +22,7 @@ import torch
 
 from recloop.data.dataset import as_interactions
 from recloop.data.vocab import Vocab
+from recloop.engine import explain as _explain
 from recloop.engine.metadata import Metadata, attach_content
 from recloop.engine.recent import RecentCounts
 from recloop.errors import InvalidInputError, NotFittedError
@@ -663,22 +664,59 @@ class Recommender:
         with self._lock:
             return self.metadata_.user(uid)
 
+    def explain(self, user_id: object, item_id: object) -> dict[str, Any]:
+        """Why ``item_id`` ranks where it does for ``user_id``: ``because`` (the history items
+        whose removal lowers its score most, with that fall as ``weight``), ``genres`` (tags
+        it shares with the history) and ``popular_now`` (see ``recloop.engine.explain``)."""
+        return self.explain_items(user_id, [item_id])[0]
+
+    def explain_items(self, user_id: object, item_ids: Sequence[object]) -> list[dict[str, Any]]:
+        """``explain`` for several items of one user with one batch of scoring."""
+        self._check_fitted()
+        uid = parse_id(user_id, "user_id")
+        ids = [parse_id(x, f"item_ids[{n}]") for n, x in enumerate(item_ids)]
+        self.flush()  # the scoring below must not meet queued steps of this user (model memos)
+        with self._lock:
+            uidx = self.users_.get(uid)
+            hist, _, n_items, times = self._gather([uidx])
+            rows = self.items_.lookup(ids)
+        cands, loo, loo_times = _explain.leave_one_out(hist[0], None if times is None else times[0])
+        scores = self._scores(
+            [uidx] * (1 + len(cands)),
+            [hist[0], *loo],
+            n_items,
+            None if times is None or loo_times is None else [times[0], *loo_times],
+        )
+        lifts = _explain.contributions(scores[0], scores[1:], cands, rows.tolist())
+        with self._lock:
+            tags = self.metadata_.tags([max(int(r), 0) for r in rows], self.items_)
+            history_tags = self.metadata_.tags(hist[0][-_explain.WINDOW :].tolist(), self.items_)
+            popular = self.recent_.scores(n_items, self.item_counts_[:n_items])
+        top_popular = set(np.argsort(-popular, kind="stable")[:50].tolist())
+        out = []
+        for n, (iid, r) in enumerate(zip(ids, rows.tolist())):
+            because = [(self.items_.id(c), w) for c, w in lifts[n]]
+            genres = _explain.shared_tags(tags[n], history_tags) if r >= 0 else []
+            out.append(_explain.reason(iid, because, genres, not because and r in top_popular))
+        return out
+
     def _fit_metadata(self, items: pd.DataFrame | None, users: pd.DataFrame | None) -> None:
         """Replace the metadata given to ``fit`` (caller holds ``_lock``); what was set
         before is kept where ``fit`` gets none."""
         old = self.metadata_
         self.metadata_ = Metadata()
-        if items is not None or old.items is not None:
-            self.metadata_.put_items(items if items is not None else old.items, self.items_)
-        if users is not None or old.users is not None:
-            self.metadata_.put_users(users if users is not None else old.users)
+        items = items if items is not None else old.items
+        users = users if users is not None else old.users
+        if items is not None:
+            self.metadata_.put_items(items, self.items_)
+        if users is not None:
+            self.metadata_.put_users(users)
 
     def _fill_cold(
         self, out: np.ndarray, warm: np.ndarray, hist: list[np.ndarray], model_items: int
     ) -> None:
-        """Content scores for items the model has no interactions for (``Metadata.fill_cold``);
-        a model that reads content itself scores them already."""
-        if self.metadata_.has_content and not hasattr(self.model_, "set_item_features"):
+        """Content scores for items the model has no interactions for (``Metadata.fill_cold``)."""
+        if self.metadata_.has_content:
             self.metadata_.fill_cold(
                 out, np.flatnonzero(warm), hist, self.item_counts_, model_items
             )

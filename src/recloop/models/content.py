@@ -91,7 +91,8 @@ def interaction_factors(data: TrainData, dim: int, seed: int) -> np.ndarray:
     if q < dim:
         vec = np.pad(vec, ((0, 0), (0, dim - q)))
     norms = np.linalg.norm(vec, axis=1, keepdims=True)
-    return vec / np.maximum(norms, 1e-12)
+    out: np.ndarray = vec / np.maximum(norms, 1e-12)
+    return out
 
 
 def with_constant(vectors: np.ndarray) -> np.ndarray:
