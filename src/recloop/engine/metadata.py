@@ -259,7 +259,11 @@ class Metadata:
             ref = np.sort(content[k, warm_items])
             q = np.searchsorted(ref, content[k, cold_items], side="right") / len(ref)
             q = 1.0 - (1.0 - q) ** boost
-            out[r, cold_items] = np.interp(q * (len(model) - 1), np.arange(len(model)), model)
+            mapped = np.interp(q * (len(model) - 1), np.arange(len(model)), model)
+            # cold items that land on one model score keep their content order
+            order = np.argsort(np.argsort(content[k, cold_items], kind="stable"), kind="stable")
+            span = max(float(model[-1] - model[0]), 1e-6)
+            out[r, cold_items] = mapped - 1e-6 * span * (1.0 - order / len(cold_items))
 
     # ------------------------------------------------------------------ persistence
     def save(self, folder: Path) -> None:
