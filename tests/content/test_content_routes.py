@@ -34,7 +34,10 @@ def test_a_put_item_is_recommended_on_the_very_next_request(client):
     top = [x["item_id"] for x in client.get("/recommend?user_id=fan&k=10").json()["items"]]
     assert "new-1" in top
     got = client.get("/items/new-1").json()
-    assert got == {"item_id": "new-1", "attributes": {"title": "calm film", "genres": ["Even"], "year": 1999}}
+    assert got == {
+        "item_id": "new-1",
+        "attributes": {"title": "calm film", "genres": ["Even"], "year": 1999},
+    }
     again = client.put("/items/new-1", json={"title": "renamed"}).json()
     assert again["created"] is False and again["attributes"]["genres"] == ["Even"]
 

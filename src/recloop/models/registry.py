@@ -38,7 +38,17 @@ def _load_builtin() -> None:
     _loaded = True
     import importlib
 
-    for module in ("popularity", "mf", "neumf", "sasrec", "lightgcn", "mlp", "ease", "hybrid", "content"):
+    for module in (
+        "popularity",
+        "mf",
+        "neumf",
+        "sasrec",
+        "lightgcn",
+        "mlp",
+        "ease",
+        "hybrid",
+        "content",
+    ):
         try:
             importlib.import_module(f"recloop.models.{module}")
         except ModuleNotFoundError as exc:  # a model file not written yet
