@@ -28,6 +28,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0, help="every recloop model's seed")
     ap.add_argument("--plot", default=None)
     ap.add_argument("--markdown", default=None)
+    ap.add_argument(
+        "--metadata", action="store_true", help="give the models MovieLens' items and users"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -36,13 +39,22 @@ def main() -> int:
     from recloop.evaluation.replay import plot_windows, replay
     from recloop.models import available
 
-    events = load_movielens_100k().interactions
+    data = load_movielens_100k()
+    events = data.interactions
+
+    def make(model: str) -> Recommender:
+        rec = Recommender(model=model, seed=args.seed)
+        if args.metadata:  # kept by the fit that replay runs
+            rec.set_items(data.items)
+            rec.set_users(data.users)
+        return rec
+
     results = []
     for model in [m for m in args.models.split(",") if m in available()]:
         for mode in args.modes.split(","):
             t = time.perf_counter()
             r = replay(
-                lambda model=model: Recommender(model=model, seed=args.seed),
+                lambda model=model: make(model),
                 events,
                 mode=mode,
                 history_fraction=args.history,
@@ -119,6 +131,7 @@ def main() -> int:
             "max_events": args.max_events,
             "history": args.history,
             "seed": args.seed,
+            **({"metadata": True} if args.metadata else {}),
         },
         {
             "summary": summary,

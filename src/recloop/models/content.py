@@ -8,9 +8,13 @@ in closed form at ``fit`` (ridge ``l2`` on each side): ``W = (PᵀP + l2·I)⁻�
 l2·I)⁻¹``, with ``P`` the training users' profiles, ``R`` their binary user-item matrix and
 ``X`` the items' vectors. ``W`` learns which content goes with which (a user of dramas and
 war films takes to a new war drama) and, through the constants, which content is popular.
-The profile is read from the history at every request, so an event moves the next answer
-with no parameter step, and an item with no interactions scores like any other: by its
-content. Dimensions added after ``fit`` (a new tag) weigh nothing until the next fit.
+``W`` also learns that fans of one genre watch the popular films of others, so a user whose
+history is all documentaries would see a new documentary rank below blockbusters; the
+score therefore adds ``similarity_weight`` times the plain similarity ``<p, x_j>``, each
+part standardised over the user's row. The profile is read from the history at every
+request, so an event moves the next answer with no parameter step, and an item with no
+interactions scores like any other: by its content. Dimensions added after ``fit`` (a new
+tag) count in the similarity at once and in ``W`` from the next fit.
 
 The engine hands the vectors over with ``set_item_features`` (before ``fit``, and again
 whenever items are added or changed). Without them (no metadata) the model falls back to
@@ -26,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from recloop.errors import ConfigError
 from recloop.models.base import (
     FitOptions,
     RecModel,
@@ -95,6 +100,13 @@ def interaction_factors(data: TrainData, dim: int, seed: int) -> np.ndarray:
     return out
 
 
+def _standardise(rows: np.ndarray) -> np.ndarray:
+    """Each row minus its mean, over its standard deviation (a constant row becomes 0)."""
+    sd = rows.std(1, keepdims=True)
+    out: np.ndarray = (rows - rows.mean(1, keepdims=True)) / np.where(sd > 0, sd, 1.0)
+    return out.astype(np.float32)
+
+
 def with_constant(vectors: np.ndarray) -> np.ndarray:
     """(n, 1 + d) float32: a column of ones, then ``vectors``."""
     vec = np.asarray(vectors, np.float32)
@@ -138,6 +150,8 @@ class Content(RecModel):
         Dimension of the interaction profiles used when no content vectors are given.
     l2
         Ridge penalty of the bilinear map on each side (default 1).
+    similarity_weight
+        Weight of the standardised plain similarity beside the standardised bilinear score.
     """
 
     name = "content"
@@ -152,9 +166,13 @@ class Content(RecModel):
         history_len: int = 200,
         fallback_dim: int = 32,
         l2: float = 1.0,
+        similarity_weight: float = 0.5,
     ) -> None:
         super().__init__(seed)
         check_positive(half_life=half_life, l2=l2)
+        if not similarity_weight >= 0:
+            raise ConfigError(f"similarity_weight must be >= 0, got {similarity_weight!r}")
+        self.similarity_weight = float(similarity_weight)
         check_positive_ints(history_len=history_len, fallback_dim=fallback_dim)
         self.half_life = float(half_life)
         self.history_len = history_len
@@ -188,7 +206,10 @@ class Content(RecModel):
         out = np.zeros((len(user_idx), max(self.n_items_, len(vec))), np.float32)
         if vec.size and self.w_.size:
             prof = profiles(vec, histories, self.half_life, self.history_len)
-            out[:, : len(vec)] = self.user_map(prof) @ vec.T
+            part = _standardise(self.user_map(prof) @ vec.T)
+            if self.similarity_weight:
+                part += self.similarity_weight * _standardise(prof[:, 1:] @ vec[:, 1:].T)
+            out[:, : len(vec)] = part
         return out
 
     def user_map(self, prof: np.ndarray) -> np.ndarray:
@@ -218,6 +239,7 @@ class Content(RecModel):
             "history_len": self.history_len,
             "fallback_dim": self.fallback_dim,
             "l2": self.l2,
+            "similarity_weight": self.similarity_weight,
         }
 
     def get_state(self) -> dict[str, Any]:
