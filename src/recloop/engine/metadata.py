@@ -234,9 +234,10 @@ class Metadata:
         n_items = out.shape[1]
         if not len(rows) or not self.has_content:
             return
+        flags = self.has_item_  # read once: set_items may replace it meanwhile
         has = np.zeros(n_items, bool)
-        m = min(n_items, len(self.has_item_))
-        has[:m] = self.has_item_[:m]
+        m = min(n_items, len(flags))
+        has[:m] = flags[:m]
         no_row = np.arange(n_items) >= model_items
         zero = np.zeros(n_items, bool)
         zero[: min(n_items, len(counts))] = counts[:n_items] <= 0
