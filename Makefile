@@ -44,13 +44,17 @@ lint: setup
 test: lint
 	$(BIN)/python -m pytest -q
 
-# outside baselines for bench/ (not needed by the tests)
+# outside baselines for bench/ (not needed by the tests); lightfm's setup.py builds only
+# without build isolation, against numpy and scipy already installed (MACHINE.md)
 bench-deps: setup
-	$(BIN)/python -m pip install -qq torch==2.13.0 -e '.[dev,bench]' 2>&1 | $(QUIET)
+	$(BIN)/python -m pip install -qq setuptools wheel numpy scipy 2>&1 | $(QUIET)
+	$(BIN)/python -m pip install -qq --no-build-isolation lightfm 2>&1 | $(QUIET)
+	$(BIN)/python -m pip install -qq torch==2.13.0 -e '.[dev,bench,text]' 2>&1 | $(QUIET)
 
 bench: bench-deps
 	$(BIN)/python bench/offline.py
 	$(BIN)/python bench/stream.py
+	$(BIN)/python bench/coldstart.py
 
 contract: setup
 	$(BIN)/python ../shared/contract_check.py

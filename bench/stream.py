@@ -28,6 +28,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0, help="every recloop model's seed")
     ap.add_argument("--plot", default=None)
     ap.add_argument("--markdown", default=None)
+    ap.add_argument(
+        "--metadata",
+        choices=("off", "on", "both"),
+        default="off",
+        help="give the models MovieLens' items and users (both: each model without, then with)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
 
@@ -36,24 +42,37 @@ def main() -> int:
     from recloop.evaluation.replay import plot_windows, replay
     from recloop.models import available
 
-    events = load_movielens_100k().interactions
+    data = load_movielens_100k()
+    events = data.interactions
+
+    def make(model: str, metadata: bool) -> Recommender:
+        rec = Recommender(model=model, seed=args.seed)
+        if metadata:  # kept by the fit that replay runs
+            rec.set_items(data.items)
+            rec.set_users(data.users)
+        return rec
+
+    variants = {"off": [False], "on": [True], "both": [False, True]}[args.metadata]
     results = []
     for model in [m for m in args.models.split(",") if m in available()]:
-        for mode in args.modes.split(","):
-            t = time.perf_counter()
-            r = replay(
-                lambda model=model: Recommender(model=model, seed=args.seed),
-                events,
-                mode=mode,
-                history_fraction=args.history,
-                max_events=args.max_events,
-                model_name=model,
-            )
-            print(
-                f"{model} {mode}: hr {r.hr:.4f} ndcg {r.ndcg:.4f} ({time.perf_counter() - t:.0f}s)",
-                file=sys.stderr,
-            )
-            results.append(r)
+        for metadata in variants:
+            label = f"{model}+metadata" if metadata else model
+            for mode in args.modes.split(","):
+                t = time.perf_counter()
+                r = replay(
+                    lambda model=model, metadata=metadata: make(model, metadata),
+                    events,
+                    mode=mode,
+                    history_fraction=args.history,
+                    max_events=args.max_events,
+                    model_name=label,
+                )
+                print(
+                    f"{label} {mode}: hr {r.hr:.4f} ndcg {r.ndcg:.4f} "
+                    f"({time.perf_counter() - t:.0f}s)",
+                    file=sys.stderr,
+                )
+                results.append(r)
     makers = {
         "cooccurrence": lambda: Cooccurrence(),
         "isgd": lambda: ISGD(),
@@ -119,6 +138,7 @@ def main() -> int:
             "max_events": args.max_events,
             "history": args.history,
             "seed": args.seed,
+            **({"metadata": args.metadata} if args.metadata != "off" else {}),
         },
         {
             "summary": summary,

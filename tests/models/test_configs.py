@@ -12,6 +12,7 @@ from recloop import Recommender
 from recloop.errors import ConfigError
 from recloop.models import available, create
 from recloop.models.configs import (
+    ContentConfig,
     EASEConfig,
     HybridConfig,
     LightGCNConfig,
@@ -33,6 +34,7 @@ CONFIGS = {
     "ease": EASEConfig,
     "sasrec": SASRecConfig,
     "hybrid": HybridConfig,
+    "content": ContentConfig,
 }
 
 

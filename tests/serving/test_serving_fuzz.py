@@ -20,6 +20,10 @@ OPERATIONS = [
     ("POST", "/events"),
     ("GET", "/users/{user_id}/history"),
     ("GET", "/items/{item_id}/similar"),
+    ("GET", "/items/{item_id}"),
+    ("PUT", "/items/{item_id}"),
+    ("GET", "/users/{user_id}"),
+    ("PUT", "/users/{user_id}"),
     ("GET", "/health"),
     ("GET", "/metrics"),
     ("POST", "/admin/snapshot"),
@@ -30,8 +34,10 @@ OPERATIONS = [
     ("GET", "/ui/api/users/{user_id}"),
 ]
 EXAMPLES = 40
-#: operations that take no input have no negative cases to generate
+#: operations that take no input (or only a path id) have no negative cases to generate
 NO_INPUT = {
+    ("GET", "/items/{item_id}"),  # any string is an id: nothing negative to make
+    ("GET", "/users/{user_id}"),
     ("GET", "/health"),
     ("GET", "/metrics"),
     ("POST", "/admin/snapshot"),

@@ -73,7 +73,7 @@ def run_demo(args: argparse.Namespace) -> int:
     for name in models:
         t0 = time.perf_counter()
         rec = Recommender(model=name, seed=args.seed, threads=args.threads).fit(
-            split.train, items=ds.items, show_progress=not args.no_progress
+            split.train, items=ds.items, users=ds.users, show_progress=not args.no_progress
         )
         fit_s = time.perf_counter() - t0
         full = evaluate(rec, split.train, split.test, "full")

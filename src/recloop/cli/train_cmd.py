@@ -93,7 +93,13 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         train, test = ds.interactions, ds.interactions.iloc[:0]
     t0 = time.perf_counter()
-    rec.fit(train, items=ds.items, epochs=args.epochs, show_progress=not args.no_progress)
+    rec.fit(
+        train,
+        items=ds.items,
+        users=ds.users,
+        epochs=args.epochs,
+        show_progress=not args.no_progress,
+    )
     seconds = time.perf_counter() - t0
     rec.save(out)
     train.to_parquet(out / "train.parquet", index=False)

@@ -7,6 +7,7 @@ fitted history.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 
 from recloop.data.dataset import as_interactions
 from recloop.engine.fitdata import RESERVOIR_HISTORY, build_fit_data
+from recloop.engine.metadata import attach_content
 from recloop.engine.userstate import UserState
 from recloop.models import FitOptions, create
 
@@ -26,6 +28,7 @@ def fit_recommender(
     rec: Recommender,
     df: pd.DataFrame,
     items: pd.DataFrame | None,
+    users: pd.DataFrame | None,
     epochs: int | None,
     show_progress: bool,
     validation: bool | None,
@@ -36,12 +39,18 @@ def fit_recommender(
     if validation is None:
         validation = model.holds_out_validation
     data = build_fit_data(inter, rec.feedback, validation)
-    n_users, n_items = len(data.users), len(data.items)
+    n_users = len(data.users)
     with rec._lock:
+        rec._fit_metadata(items, users, data.items)  # items with attributes join the catalogue
+        n_items = len(data.items)
+        train = data.train
+        if n_items != train.n_items:
+            train = dataclasses.replace(train, n_items=n_items)
+        attach_content(model, rec.metadata_, n_items)
         torch_threads = torch.get_num_threads()
         try:
             report = model.fit(
-                data.train,
+                train,
                 FitOptions(epochs=epochs, show_progress=show_progress, threads=rec.threads),
             )
         finally:
@@ -57,8 +66,8 @@ def fit_recommender(
         rec.user_state_.reset(data.sequences, data.times, data.seen)
         rec.item_counts_ = np.bincount(data.positive_items, minlength=n_items).astype(np.float64)
         rec.recent_.reset(data.positive_items, n_items)
-        if items is not None:
-            rec.items_meta_ = items
+        rec.metadata_.fit_content(train, rec.seed)
+        rec.items_meta_ = rec.metadata_.items
         rec.events_applied_ = 0
         rec.users_evicted_ = 0
         rec.model_version_ += 1

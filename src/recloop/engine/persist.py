@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from recloop.data.vocab import Vocab
@@ -31,16 +31,20 @@ _STATE_KEYS = ("seq_len", "seq_flat", "seq_time", "seen_len", "seen_flat")
 
 
 def write_snapshot(
-    path: Path, meta: dict[str, Any], state: dict[str, Any], items_meta: pd.DataFrame | None
+    path: Path,
+    meta: dict[str, Any],
+    state: dict[str, Any],
+    write_extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write ``meta`` and ``state`` to ``path`` atomically; files others put in an existing
-    ``path`` (a run's train/test split) are kept."""
+    """Write ``meta`` and ``state`` to ``path`` atomically, with what ``write_extra(folder)``
+    adds (the item and user attributes); files others put in an existing ``path`` (a run's
+    train/test split) are kept."""
     tmp = path.with_name(path.name + f".tmp-{time.time_ns()}")
     tmp.mkdir(parents=True)
     torch.save(state, tmp / "state.pt")
     (tmp / "meta.json").write_text(json.dumps({"format": FORMAT_VERSION, **meta}, indent=2))
-    if items_meta is not None:
-        items_meta.to_parquet(tmp / "items.parquet")
+    if write_extra is not None:
+        write_extra(tmp)
     if path.exists():
         for extra in path.iterdir():
             if not (tmp / extra.name).exists() and extra.is_file():
@@ -83,8 +87,8 @@ def snapshot_of(rec: Recommender) -> tuple[dict[str, Any], dict[str, Any]]:
     return meta, state
 
 
-def read_snapshot(path: Path) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame | None]:
-    """``(meta, state, items_meta)`` of the snapshot at ``path``."""
+def read_snapshot(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(meta, state)`` of the snapshot at ``path``."""
     meta_file = path / "meta.json"
     if not meta_file.exists():
         raise InvalidInputError("path", f"{path} is not a recloop snapshot (no meta.json)")
@@ -94,8 +98,7 @@ def read_snapshot(path: Path) -> tuple[dict[str, Any], dict[str, Any], pd.DataFr
             "path", f"{path} has snapshot format {meta.get('format')!r}; allowed: {FORMAT_VERSION}"
         )
     state = torch.load(path / "state.pt", weights_only=True)
-    items = pd.read_parquet(path / "items.parquet") if (path / "items.parquet").exists() else None
-    return meta, state, items
+    return meta, state
 
 
 def settings_of(meta: dict[str, Any]) -> dict[str, Any]:
@@ -116,9 +119,7 @@ def user_arrays(state: dict[str, Any]) -> dict[str, np.ndarray]:
     return {k: state[k].numpy() for k in _STATE_KEYS}
 
 
-def restore(
-    rec: Recommender, meta: dict[str, Any], state: dict[str, Any], items: pd.DataFrame | None
-) -> None:
+def restore(rec: Recommender, meta: dict[str, Any], state: dict[str, Any]) -> None:
     """A snapshot's model, users' state, vocabularies and counters into ``rec`` (built with
     the snapshot's settings)."""
     rec.model_.set_state(state["model"])
@@ -126,7 +127,6 @@ def restore(
     rec.user_state_ = UserState.from_flat(user_arrays(state))
     free = [u for u, key in enumerate(state["users"]) if key == ""]
     rec.user_state_.last_active[free] = FREE  # never the least recently active
-    rec.items_meta_ = items
     rec.model_.grow(len(rec.users_), len(rec.items_))
 
 

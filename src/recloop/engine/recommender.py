@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 
 from recloop.data.vocab import Vocab
+from recloop.engine import explain as _explain
 from recloop.engine import persist
 from recloop.engine.eviction import evict_least_active, restore_columns
 from recloop.engine.fitting import fit_recommender
 from recloop.engine.ingest import Events, apply_columns, parse_events
+from recloop.engine.metadata import Metadata, attach_content
 from recloop.engine.recent import RecentCounts
 from recloop.engine.retrieval import Retriever
 from recloop.engine.scoring import click_proba, percentile_of, personalised, score_rows, top_rows
@@ -107,6 +109,7 @@ class Recommender:
         self.item_counts_ = np.zeros(0, np.float64)
         self.recent_ = RecentCounts(popularity_half_life)  # for users the model cannot personalise
         self.items_meta_: pd.DataFrame | None = None
+        self.metadata_ = Metadata()  # item and user attributes, items' content vectors
         self.fit_report_: dict[str, Any] = {}
         self.events_applied_ = 0
         self.model_version_ = 0
@@ -126,6 +129,7 @@ class Recommender:
         df: pd.DataFrame,
         *,
         items: pd.DataFrame | None = None,
+        users: pd.DataFrame | None = None,
         epochs: int | None = None,
         show_progress: bool = False,
         validation: bool | None = None,
@@ -137,8 +141,13 @@ class Recommender:
         history afterwards. ``None`` leaves it to the model: every model holds out but
         ``sasrec``, whose fixed schedule ends at its best and which gains from training on
         each user's latest item (``RecModel.holds_out_validation``).
+
+        ``items`` (``item_id`` and any of ``title``, ``text``, ``genres``/``tags``, numeric and
+        categorical columns) and ``users`` (``user_id`` and attributes) replace the
+        metadata held (``None`` keeps it); an item with metadata but no interaction is in
+        the catalogue and scored by its content (``set_items``).
         """
-        return fit_recommender(self, df, items, epochs, show_progress, validation)
+        return fit_recommender(self, df, items, users, epochs, show_progress, validation)
 
     def _make_learner(self) -> OnlineLearner:
         return OnlineLearner(
@@ -191,8 +200,18 @@ class Recommender:
             return self.recent_.scores(n_items, self.item_counts_[:n_items])
 
         learning = self._learner is not None
+        cold = self._fill_cold if self.metadata_.has_content else None
         return score_rows(
-            self.model_, self._model_lock, popular, uidxs, hist, n_items, times, warm, learning
+            self.model_,
+            self._model_lock,
+            popular,
+            uidxs,
+            hist,
+            n_items,
+            times,
+            warm,
+            learning,
+            cold,
         )
 
     _top_rows = staticmethod(top_rows)
@@ -369,6 +388,112 @@ class Recommender:
         replay(self, log)
         self._durable = Durable(self, log, store, policy)
         return self._durable
+
+    # ------------------------------------------------------------------ metadata
+    def set_items(self, items: pd.DataFrame) -> list[str]:
+        """Add or change items' attributes (``item_id`` plus any columns; see ``fit``).
+
+        A new item joins the catalogue at once and, without retraining, is scored by its
+        content for users whose recent items resemble it. Returns the item ids written.
+        """
+        return self.put_metadata("items", items)
+
+    def set_users(self, users: pd.DataFrame) -> list[str]:
+        """Add or change users' attributes (``user_id`` plus any columns)."""
+        return self.put_metadata("users", users)
+
+    def put_metadata(self, kind: Literal["items", "users"], frame: pd.DataFrame) -> list[str]:
+        """The one write path of item and user attributes (``set_items``, ``set_users``)."""
+        if kind not in ("items", "users"):
+            raise InvalidInputError("kind", f"must be 'items' or 'users', got {kind!r}")
+        with self._lock:
+            if kind == "users":
+                return self.metadata_.put_users(frame)
+            rows = self.metadata_.put_items(frame, self.items_)
+            n_items = len(self.items_)
+            if n_items > len(self.item_counts_):
+                grown = np.zeros(max(2 * len(self.item_counts_), n_items, 64))
+                grown[: len(self.item_counts_)] = self.item_counts_
+                self.item_counts_ = grown
+            self.items_meta_ = self.metadata_.items
+            if self.fitted_:
+                with self._model_lock:
+                    attach_content(self.model_, self.metadata_, n_items)
+            return self.items_.ids(rows)
+
+    def item_metadata(self, item_id: object) -> dict[str, Any] | None:
+        """The item's attributes, or None when the catalogue has no such item."""
+        iid = parse_id(item_id, "item_id")
+        with self._lock:
+            if iid not in self.items_:
+                return None
+            return self.metadata_.item(iid) or {}
+
+    def user_metadata(self, user_id: object) -> dict[str, Any] | None:
+        """The user's attributes, or None when none were given."""
+        uid = parse_id(user_id, "user_id")
+        with self._lock:
+            return self.metadata_.user(uid)
+
+    def explain(self, user_id: object, item_id: object) -> dict[str, Any]:
+        """Why ``item_id`` ranks where it does for ``user_id``: ``because`` (the history items
+        whose removal lowers its score most, with that fall as ``weight``), ``genres`` (tags
+        it shares with the history) and ``popular_now`` (see ``recloop.engine.explain``)."""
+        return self.explain_items(user_id, [item_id])[0]
+
+    def explain_items(self, user_id: object, item_ids: Sequence[object]) -> list[dict[str, Any]]:
+        """``explain`` for several items of one user with one batch of scoring."""
+        self._check_fitted()
+        uid = parse_id(user_id, "user_id")
+        ids = [parse_id(x, f"item_ids[{n}]") for n, x in enumerate(item_ids)]
+        self.flush()  # the scoring below must not meet queued steps of this user (model memos)
+        with self._lock:
+            uidx = self.users_.get(uid)
+            hist, _, n_items, times = self._gather([uidx])
+            rows = self.items_.lookup(ids)
+        cands, loo, loo_times = _explain.leave_one_out(hist[0], None if times is None else times[0])
+        scores = self._scores(
+            [uidx] * (1 + len(cands)),
+            [hist[0], *loo],
+            n_items,
+            None if times is None or loo_times is None else [times[0], *loo_times],
+        )
+        lifts = _explain.contributions(scores[0], scores[1:], cands, rows.tolist())
+        with self._lock:
+            tags = self.metadata_.tags([max(int(r), 0) for r in rows], self.items_)
+            history_tags = self.metadata_.tags(hist[0][-_explain.WINDOW :].tolist(), self.items_)
+            popular = self.recent_.scores(n_items, self.item_counts_[:n_items])
+        top_popular = set(np.argsort(-popular, kind="stable")[:50].tolist())
+        out = []
+        for n, (iid, r) in enumerate(zip(ids, rows.tolist())):
+            because = [(self.items_.id(c), w) for c, w in lifts[n]]
+            genres = _explain.shared_tags(tags[n], history_tags) if r >= 0 else []
+            out.append(_explain.reason(iid, because, genres, not because and r in top_popular))
+        return out
+
+    def _fit_metadata(
+        self, items: pd.DataFrame | None, users: pd.DataFrame | None, vocab: Vocab
+    ) -> None:
+        """Replace the metadata given to ``fit`` (caller holds ``_lock``); what was set
+        before is kept where ``fit`` gets none. Items with attributes but no interaction
+        join ``vocab``, the fit's item vocabulary."""
+        old = self.metadata_
+        self.metadata_ = Metadata()
+        items = items if items is not None else old.items
+        users = users if users is not None else old.users
+        if items is not None:
+            self.metadata_.put_items(items, vocab)
+        if users is not None:
+            self.metadata_.put_users(users)
+
+    def _fill_cold(
+        self, out: np.ndarray, warm: np.ndarray, hist: list[np.ndarray], model_items: int
+    ) -> None:
+        """Content scores for items the model has no interactions for (``Metadata.fill_cold``)."""
+        if self.metadata_.has_content:
+            self.metadata_.fill_cold(
+                out, np.flatnonzero(warm), hist, self.item_counts_, model_items
+            )
 
     def flush(self) -> None:
         """Apply every queued parameter step now."""
@@ -573,7 +698,7 @@ class Recommender:
         with self._lock:
             return self.users_.to_list()
 
-    def item_metadata(self) -> pd.DataFrame | None:
+    def item_table(self) -> pd.DataFrame | None:
         """The item table given to ``fit(items=...)`` (indexed by ``item_id``: ``title``,
         ``genres``...), or ``None``."""
         return self.items_meta_
@@ -611,16 +736,23 @@ class Recommender:
                 self._learner.flush()
             self.model_.grow(len(self.users_), len(self.items_))
             meta, state = persist.snapshot_of(self)
-        return persist.write_snapshot(Path(path), meta, state, self.items_meta_)
+        return persist.write_snapshot(Path(path), meta, state, self._save_metadata)
+
+    def _save_metadata(self, folder: Path) -> None:
+        with self._lock:
+            self.metadata_.save(folder)
 
     @classmethod
     def load(cls, path: str | Path, *, max_users: int | None = None) -> Recommender:
         """Load a snapshot written by ``save`` (tensors only: safe ``weights_only`` loading),
         holding at most ``max_users`` users' state from now on (``limit_users``)."""
-        meta, state, items_meta = persist.read_snapshot(Path(path))
+        meta, state = persist.read_snapshot(Path(path))
         settings = persist.settings_of(meta)
         rec = cls(settings.pop("model"), max_users=max_users, **settings)
-        persist.restore(rec, meta, state, items_meta)
+        persist.restore(rec, meta, state)
+        rec.metadata_.load(Path(path), rec.items_)
+        rec.items_meta_ = rec.metadata_.items
+        attach_content(rec.model_, rec.metadata_, len(rec.items_))
         rec.fitted_ = True
         rec._learner = rec._make_learner()
         return rec

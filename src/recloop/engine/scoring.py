@@ -33,11 +33,13 @@ def score_rows(
     times: list[np.ndarray] | None = None,
     warm: np.ndarray | None = None,
     learning: bool = False,
+    fill_cold: Callable[[np.ndarray, np.ndarray, list[np.ndarray], int], None] | None = None,
 ) -> np.ndarray:
     """(len(uidxs), n_items) float32 scores: the model's for the users it personalises
     (``warm`` when the caller knows them already), ``popular()`` for the others. With
     ``learning`` the model is told the rows it served (``RecModel.served``), so an online
-    step can reuse them.
+    step can reuse them. ``fill_cold(out, mask, histories, n_model_items)`` then scores the
+    items the model has no interactions for (content, ``engine.metadata``).
 
     Takes only the model lock, so ``update`` never waits for scoring. Items newer than
     the model's table score ``-inf`` (they cannot be recommended before it has a row).
@@ -60,6 +62,8 @@ def score_rows(
             rows = slice(None) if mask.all() else mask  # a slice copies without a mask's gather
             out[rows, :m] = s[:, :m]
             out[rows, m:] = -np.inf
+            if fill_cold is not None:
+                fill_cold(out, mask, hist, m)
     if (~mask).any():
         out[~mask] = popular()
     return out

@@ -159,6 +159,15 @@ class EASEConfig:
 
 
 @dataclass(frozen=True)
+class ContentConfig:
+    half_life: float = 20.0  #: history items weigh half after this many later items
+    history_len: int = 200  #: the last positive items that make the user's profile
+    fallback_dim: int = 32  #: interaction-profile size when no content vectors are given
+    l2: float = 1.0  #: ridge penalty of the bilinear map on each side
+    similarity_weight: float = 0.5  #: plain similarity beside the bilinear score (genre fans)
+
+
+@dataclass(frozen=True)
 class SASRecConfig:
     """SASRec's hyperparameters (see ``SASRec`` for what each does)."""
 

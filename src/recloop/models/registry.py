@@ -51,7 +51,17 @@ def _load_builtin() -> None:
     _loaded = True
     import importlib
 
-    for module in ("popularity", "mf", "neumf", "sasrec", "lightgcn", "mlp", "ease", "hybrid"):
+    for module in (
+        "popularity",
+        "mf",
+        "neumf",
+        "sasrec",
+        "lightgcn",
+        "mlp",
+        "ease",
+        "hybrid",
+        "content",
+    ):
         try:
             importlib.import_module(f"recloop.models.{module}")
         except ModuleNotFoundError as exc:  # a model file not written yet

@@ -20,7 +20,7 @@ TITLE_MATCHES = 3
 
 
 class Catalogue:
-    """Item titles and genres for display and search, read once from ``item_metadata()``.
+    """Item titles and genres for display and search, read once from ``item_table()``.
 
     Parameters
     ----------
@@ -30,7 +30,7 @@ class Catalogue:
 
     def __init__(self, rec: Recommender) -> None:
         self.rec = rec
-        meta = rec.item_metadata()
+        meta = rec.item_table()
         self.meta = meta
         self.index: pd.Index | None = None
         self.titles: np.ndarray | None = None

@@ -56,9 +56,22 @@ class ScoredItem(BaseModel):
     score: float
 
 
+class Contribution(BaseModel):
+    item_id: str = Field(description="a history item")
+    weight: float = Field(description="how much the score falls without it")
+
+
+class ExplainedItem(ScoredItem):
+    """A recommended item; with ``explain=true`` also why."""
+
+    because: list[Contribution] | None = None
+    genres: list[str] | None = Field(None, description="tags shared with the user's history")
+    popular_now: bool | None = None
+
+
 class RecommendResponse(BaseModel):
     user_id: str
-    items: list[ScoredItem]
+    items: list[ExplainedItem]
     model_version: int = Field(description="bumped by every fit; carried by snapshots")
     events_applied: int = Field(description="online events applied since the fit")
 
@@ -110,6 +123,24 @@ class SimilarResponse(BaseModel):
     method: Literal["cosine", "co-occurrence"]
 
 
+Attribute = str | float | bool | list[str] | None
+
+
+class AttributesIn(BaseModel):
+    """An item's or user's attributes: ``title``, ``text``, ``genres``/``tags`` (a list or a
+    ``|``-separated string), numbers, categories. A null removes nothing; it leaves the cell
+    empty."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+
+class AttributesResponse(BaseModel):
+    item_id: str | None = None
+    user_id: str | None = None
+    attributes: dict[str, Attribute]
+    created: bool | None = Field(None, description="whether the id was new to the catalogue")
+
+
 class HealthResponse(BaseModel):
     status: Literal["ok"]
     model: str
@@ -153,7 +184,7 @@ class RecoveringResponse(BaseModel):
 
 
 #: models referenced from hand-written ``openapi_extra`` request bodies
-BODY_MODELS: tuple[type[BaseModel], ...] = (PredictRequest, EventIn, EventBatch)
+BODY_MODELS: tuple[type[BaseModel], ...] = (PredictRequest, EventIn, EventBatch, AttributesIn)
 
 
 def body_schemas() -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from recloop.events import MAX_ID_LENGTH, parse_id
@@ -43,6 +44,13 @@ def _parameters(max_k: int) -> list[dict[str, Any]]:
             "description": "drop items the user interacted with",
             "schema": {"type": "boolean", "default": True},
         },
+        {
+            "name": "explain",
+            "in": "query",
+            "required": False,
+            "description": "add each item's reasons: because (history items), genres, popular_now",
+            "schema": {"type": "boolean", "default": False},
+        },
     ]
 
 
@@ -64,16 +72,21 @@ def router(state: ServingState) -> APIRouter:
         user_id = parse_id(query_id(request, "user_id"), "user_id")
         k = query_int(request, "k", 10, 1, max_k)
         exclude_seen = query_bool(request, "exclude_seen", True)
+        explain = query_bool(request, "explain", False)
         rec = state.engine()
         if state.batcher is not None:
             top = await state.batcher.submit(Job("recommend", rec, user_id, k, exclude_seen))
         else:
             top = rec.recommend_with_scores(user_id, k, exclude_seen)
         state.live.served(user_id, [i for i, _ in top[:10]])
+        items: list[dict[str, Any]] = [{"item_id": i, "score": s} for i, s in top]
+        if explain and items:
+            reasons = await run_in_threadpool(rec.explain_items, user_id, [i for i, _ in top])
+            items = [{**reason, **item} for item, reason in zip(items, reasons)]
         return OrjsonResponse(
             {
                 "user_id": user_id,
-                "items": [{"item_id": i, "score": s} for i, s in top],
+                "items": items,
                 "model_version": rec.model_version,
                 "events_applied": rec.events_applied,
             }
