@@ -123,51 +123,9 @@ class LightGCN(RecencyFactorsModel):
     ) -> None:
         super().__init__(seed)
         self.config = c = build_config("lightgcn", LightGCNConfig, config, overrides)
-        (
-            dim,
-            layers,
-            epochs,
-            lr,
-            reg,
-            batch_size,
-            n_negatives,
-            history_len,
-            recency_decay,
-            patience,
-            fold_in_reg,
-            online_lr,
-            online_negatives,
-        ) = (
-            c.dim,
-            c.layers,
-            c.epochs,
-            c.lr,
-            c.reg,
-            c.batch_size,
-            c.n_negatives,
-            c.history_len,
-            c.recency_decay,
-            c.patience,
-            c.fold_in_reg,
-            c.online_lr,
-            c.online_negatives,
-        )
-        check_positive(layers=layers)
-        self.layers = layers
-        self._init_factors(
-            dim,
-            epochs,
-            lr,
-            reg,
-            batch_size,
-            n_negatives,
-            history_len,
-            recency_decay,
-            patience,
-            fold_in_reg,
-            online_lr,
-            online_negatives,
-        )
+        check_positive(layers=c.layers)
+        self.layers = c.layers
+        self._init_factors(c)
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:

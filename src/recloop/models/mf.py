@@ -43,7 +43,7 @@ from recloop.models.base import (
     check_positive,
     seed_everything,
 )
-from recloop.models.configs import MFConfig, build_config
+from recloop.models.configs import LightGCNConfig, MFConfig, build_config
 from recloop.models.registry import register
 
 
@@ -63,22 +63,12 @@ class RecencyFactorsModel(RecModel):
     _opts: dict[str, RowAdagrad]
     _steps: int
 
-    def _init_factors(
-        self,
-        dim: int,
-        epochs: int,
-        lr: float,
-        reg: float,
-        batch_size: int,
-        n_negatives: int,
-        history_len: int,
-        recency_decay: float,
-        patience: int,
-        fold_in_reg: float,
-        online_lr: float,
-        online_negatives: int,
-    ) -> None:
+    def _init_factors(self, c: MFConfig | LightGCNConfig) -> None:
         """Validate and keep the hyperparameters the subclasses share; empty online state."""
+        dim, epochs, lr, reg, batch_size = c.dim, c.epochs, c.lr, c.reg, c.batch_size
+        n_negatives, history_len, recency_decay = c.n_negatives, c.history_len, c.recency_decay
+        patience, fold_in_reg = c.patience, c.fold_in_reg
+        online_lr, online_negatives = c.online_lr, c.online_negatives
         check_positive(
             dim=dim,
             epochs=epochs,
@@ -238,47 +228,7 @@ class MF(RecencyFactorsModel):
     def __init__(self, seed: int = 0, config: MFConfig | None = None, **overrides: Any) -> None:
         super().__init__(seed)
         self.config = c = build_config("mf", MFConfig, config, overrides)
-        (
-            dim,
-            epochs,
-            lr,
-            reg,
-            batch_size,
-            n_negatives,
-            history_len,
-            recency_decay,
-            patience,
-            fold_in_reg,
-            online_lr,
-            online_negatives,
-        ) = (
-            c.dim,
-            c.epochs,
-            c.lr,
-            c.reg,
-            c.batch_size,
-            c.n_negatives,
-            c.history_len,
-            c.recency_decay,
-            c.patience,
-            c.fold_in_reg,
-            c.online_lr,
-            c.online_negatives,
-        )
-        self._init_factors(
-            dim,
-            epochs,
-            lr,
-            reg,
-            batch_size,
-            n_negatives,
-            history_len,
-            recency_decay,
-            patience,
-            fold_in_reg,
-            online_lr,
-            online_negatives,
-        )
+        self._init_factors(c)
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainData, options: FitOptions) -> dict[str, Any]:
