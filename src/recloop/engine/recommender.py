@@ -5,6 +5,12 @@ two locks that make ``recommend`` safe while ``update`` runs. Fit data is built 
 ``fitdata``, snapshots by ``persist``, candidate retrieval by ``retrieval``, similar
 items by ``similar``; scoring is the model's and parameter updates the
 ``OnlineLearner``'s.
+
+The file is longer than the project's other modules because it is the whole public surface
+of the engine (fit, recommend, score, update, attributes, explanations, the memory bound,
+persistence, the log hook): each method checks its input, takes the right lock and hands
+the work to one of the modules above, and keeping them together keeps the locking rules
+in one place.
 """
 
 from __future__ import annotations
