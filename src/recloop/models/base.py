@@ -245,9 +245,14 @@ class RecModel(abc.ABC):
         return type(self).learn is not RecModel.learn
 
     # --- persistence ------------------------------------------------------------
-    @abc.abstractmethod
     def hyperparameters(self) -> dict[str, Any]:
-        """JSON-able keyword arguments that rebuild an unfitted copy with ``cls(seed=..., **h)``."""
+        """JSON-able keyword arguments that rebuild an unfitted copy with ``cls(seed=..., **h)``.
+
+        Default: the fields of the model's config (``self.config``, ``models/configs.py``).
+        """
+        from recloop.models.configs import as_jsonable
+
+        return as_jsonable(getattr(self, "config"))  # noqa: B009 (set by every subclass)
 
     @abc.abstractmethod
     def get_state(self) -> dict[str, Any]:

@@ -220,15 +220,6 @@ class Content(RecModel):
         """(n_items, d) the content vectors scored against (for explanations)."""
         return self.vectors_
 
-    def hyperparameters(self) -> dict[str, Any]:
-        return {
-            "half_life": self.half_life,
-            "history_len": self.history_len,
-            "fallback_dim": self.fallback_dim,
-            "l2": self.l2,
-            "similarity_weight": self.similarity_weight,
-        }
-
     def get_state(self) -> dict[str, Any]:
         return {
             "vectors": self.vectors_,

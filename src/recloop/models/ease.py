@@ -280,15 +280,6 @@ class EASE(RecModel):
         return 0.0
 
     # ------------------------------------------------------------------ persistence
-    def hyperparameters(self) -> dict[str, Any]:
-        return {
-            "reg": self.reg,
-            "max_items": self.max_items,
-            "history_len": self.history_len,
-            "recent_len": self.recent_len,
-            "recent_weight": self.recent_weight,
-            "refresh_every": self.refresh_every,
-        }
 
     def get_state(self) -> dict[str, Any]:
         return {

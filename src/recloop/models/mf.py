@@ -291,18 +291,3 @@ class MF(RecencyFactorsModel):
         return report
 
     # ------------------------------------------------------------------ persistence
-    def hyperparameters(self) -> dict[str, Any]:
-        return {
-            "dim": self.dim,
-            "epochs": self.epochs,
-            "lr": self.lr,
-            "reg": self.reg,
-            "batch_size": self.batch_size,
-            "n_negatives": self.n_negatives,
-            "history_len": self.history_len,
-            "recency_decay": self.recency_decay,
-            "patience": self.patience,
-            "fold_in_reg": self.fold_in_reg,
-            "online_lr": self.online_lr,
-            "online_negatives": self.online_negatives,
-        }

@@ -532,24 +532,6 @@ class ClickMLP(RecModel):
         return float(loss.detach()) / n
 
     # ------------------------------------------------------------------ persistence
-    def hyperparameters(self) -> dict[str, Any]:
-        return {
-            "dim": self.dim,
-            "hidden": list(self.hidden),
-            "epochs": self.epochs,
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "weight_decay": self.weight_decay,
-            "n_negatives": self.n_negatives,
-            "neg_weight": self.neg_weight,
-            "click_threshold": self.click_threshold,
-            "id_dropout": self.id_dropout,
-            "patience": self.patience,
-            "valid_fraction": self.valid_fraction,
-            "online_lr": self.online_lr,
-            "dense_every": self.dense_every,
-            "dense_lr": self.dense_lr,
-        }
 
     def get_state(self) -> dict[str, Any]:
         if self.net is None:

@@ -598,29 +598,6 @@ class NeuMF(RecModel):
         return float(loss.detach()) / max(len(u), 1)
 
     # ------------------------------------------------------------------ persistence
-    def hyperparameters(self) -> dict[str, Any]:
-        return {
-            "gmf_dim": self.gmf_dim,
-            "mlp_dim": self.mlp_dim,
-            "layers": list(self.layers),
-            "history_len": self.history_len,
-            "recency_decay": self.recency_decay,
-            "epochs": self.epochs,
-            "lr": self.lr,
-            "batch_size": self.batch_size,
-            "n_negatives": self.n_negatives,
-            "reg": self.reg,
-            "patience": self.patience,
-            "loss": self.loss,
-            "exclude_seen": self.exclude_seen,
-            "cosine": self.cosine,
-            "pretrain": self.pretrain,
-            "pretrain_epochs": self.pretrain_epochs,
-            "alpha": self.alpha,
-            "online_lr": self.online_lr,
-            "dense_every": self.dense_every,
-            "dense_lr": self.dense_lr,
-        }
 
     def get_state(self) -> dict[str, Any]:
         if self.net is None:

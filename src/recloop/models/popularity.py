@@ -85,9 +85,6 @@ class Popularity(RecModel):
             np.add.at(self.counts_, items, 1.0)
         return 0.0
 
-    def hyperparameters(self) -> dict[str, Any]:
-        return {"half_life_events": self.half_life_events}
-
     def get_state(self) -> dict[str, Any]:
         return {"counts": self.counts_.copy(), "n_users": self.n_users_, "n_items": self.n_items_}
 

@@ -54,7 +54,7 @@ from recloop.models.base import (
     TrainData,
     seed_everything,
 )
-from recloop.models.configs import SASRecConfig, as_jsonable, build_config
+from recloop.models.configs import SASRecConfig, build_config
 from recloop.models.registry import register
 
 __all__ = ["SASRec", "SASRecConfig", "SASRecNet", "jit_state", "numpy_state", "tie_orders"]
@@ -390,8 +390,6 @@ class SASRec(RecModel):
         return float(loss.detach())
 
     # ------------------------------------------------------------------ persistence
-    def hyperparameters(self) -> dict[str, Any]:
-        return as_jsonable(self.config)
 
     def get_state(self) -> dict[str, Any]:
         if self.net is None:
