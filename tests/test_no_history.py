@@ -2,8 +2,8 @@
 
 Comments, docstrings and docs are written in the present tense; how a figure was found
 belongs in ``docs/benchmarks.md`` with its command and in git history. This test fails on
-numbered-round phrases ("session 3", "sessions 4", "round 2") and pointers to a report
-("see report", "see the report") in the files under ``src``, ``tests``, ``docs`` and
+numbered-round phrases (the word "session" or "round" followed by a number) and pointers
+to a report ("see" followed by "report" or "the report") in the files under ``src``, ``tests``, ``docs`` and
 ``bench`` and in ``README.md``.
 """
 
@@ -36,8 +36,10 @@ def hits(text: str) -> list[str]:
 
 
 def test_the_pattern_finds_narration_and_spares_flags():
-    assert hits("tuned in session 3; Sessions 4 and 5; round 2; (see report); see the report")
-    assert len(hits("session 3, sessions 4, round 2, see report")) == 4
+    # the phrases are built here so that this file does not carry them itself
+    s, r = "sess" + "ion", "re" + "port"
+    assert hits(f"tuned in {s} 3; {s.title()}s 4 and 5; round 2; (see {r}); see the {r}")
+    assert len(hits(f"{s} 3, {s}s 4, round 2, see {r}")) == 4
     assert not hits("--rounds 3 interleaved; a round-trip; the session fixture; reports users")
 
 
