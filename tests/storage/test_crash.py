@@ -7,7 +7,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,17 +18,12 @@ import httpx
 import pytest
 
 import recloop
+from serverproc import free_port
 from storage.storage_helpers import save_model
 
 CYCLES = 20
 CLIENTS = 3
 USERS_PER_CLIENT = 3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ForkServer:
